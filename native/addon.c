@@ -1,0 +1,347 @@
+/*
+ * N-API glue (plain C, NAPI_VERSION 8). Exports:
+ *   createPool(threads, spinUs) → handle        destroyPool(handle)
+ *   matmul(handle, out, wBytes, type, rows, cols, x, nTok, scalar)
+ *   mapFileRange(path, offset, length) → Uint8Array (read-only mmap; unmapped when collected)
+ *   allocAligned(bytes) → Uint8Array | null (64-byte aligned, zeroed; null if external buffers are refused)
+ *   simdLevel() → "avx512" | "avx2" | "scalar"
+ * Every argument is checked here, so a wrong call throws instead of reading out of bounds.
+ */
+#define _GNU_SOURCE
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "butterfly.h"
+#include "matmul.h"
+#include "pool.h"
+
+/* Below this many weight bytes × tokens, one thread finishes before helpers would have started paying off. */
+#define BF_PARALLEL_MIN_BYTES (64 * 1024)
+
+typedef struct {
+  bf_pool *pool;
+  void *scratch;
+  size_t scratch_bytes;
+  napi_env env;
+  int hook_registered;
+} bf_handle;
+
+#define CHECK(env, call)                                            \
+  do {                                                              \
+    if ((call) != napi_ok) {                                        \
+      const napi_extended_error_info *info_ = NULL;                 \
+      napi_get_last_error_info((env), &info_);                      \
+      bool pending_ = false;                                        \
+      napi_is_exception_pending((env), &pending_);                  \
+      if (!pending_)                                                \
+        napi_throw_error((env), NULL,                               \
+                         info_ && info_->error_message ? info_->error_message : "N-API call failed"); \
+      return NULL;                                                  \
+    }                                                               \
+  } while (0)
+
+#define THROW_RANGE(env, msg) do { napi_throw_range_error((env), NULL, (msg)); return NULL; } while (0)
+#define THROW_TYPE(env, msg) do { napi_throw_type_error((env), NULL, (msg)); return NULL; } while (0)
+
+static void handle_release(bf_handle *h) {
+  if (h->pool) { bf_pool_destroy(h->pool); h->pool = NULL; }
+  free(h->scratch);
+  h->scratch = NULL;
+  h->scratch_bytes = 0;
+}
+
+/* The environment is going away (process exit or worker termination): stop the helper threads. */
+static void handle_cleanup_hook(void *arg) {
+  bf_handle *h = arg;
+  h->hook_registered = 0;
+  handle_release(h);
+}
+
+static void handle_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  bf_handle *h = data;
+  if (h->hook_registered) napi_remove_env_cleanup_hook(env, handle_cleanup_hook, h);
+  handle_release(h);
+  free(h);
+}
+
+static napi_value get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < want) THROW_TYPE(env, "too few arguments");
+  napi_value undef;
+  CHECK(env, napi_get_undefined(env, &undef));
+  return undef;
+}
+
+static int get_int64(napi_env env, napi_value v, int64_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || d != d || d < 0 || d > 9007199254740991.0 || d != (double)(int64_t)d) {
+    napi_throw_range_error(env, NULL, "expected a non-negative integer");
+    return -1;
+  }
+  *out = (int64_t)d;
+  return 0;
+}
+
+static bf_handle *get_handle(napi_env env, napi_value v) {
+  void *data = NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok || !data) {
+    napi_throw_type_error(env, NULL, "expected a kernel pool handle");
+    return NULL;
+  }
+  return data;
+}
+
+static napi_value create_pool(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int64_t threads, spin_us;
+  if (get_int64(env, argv[0], &threads) || get_int64(env, argv[1], &spin_us)) return NULL;
+  if (threads < 1 || threads > 256) THROW_RANGE(env, "threads must be between 1 and 256");
+  bf_handle *h = calloc(1, sizeof *h);
+  if (!h) THROW_RANGE(env, "out of memory");
+  h->env = env;
+  h->pool = bf_pool_create((int)threads, spin_us);
+  if (!h->pool) { free(h); napi_throw_error(env, NULL, "could not start kernel threads"); return NULL; }
+  if (napi_add_env_cleanup_hook(env, handle_cleanup_hook, h) == napi_ok) h->hook_registered = 1;
+  napi_value ext;
+  if (napi_create_external(env, h, handle_finalize, NULL, &ext) != napi_ok) {
+    if (h->hook_registered) napi_remove_env_cleanup_hook(env, handle_cleanup_hook, h);
+    handle_release(h);
+    free(h);
+    napi_throw_error(env, NULL, "could not create the pool handle");
+    return NULL;
+  }
+  return ext;
+}
+
+static napi_value destroy_pool(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  napi_value undef = get_args(env, info, 1, argv);
+  if (!undef) return NULL;
+  bf_handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  handle_release(h); /* the struct itself is freed by the finalizer */
+  return undef;
+}
+
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *length) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, v, &type, length, data, &ab, &offset) != napi_ok || type != want) {
+    napi_throw_type_error(env, NULL, want == napi_float32_array ? "expected a Float32Array" : "expected a Uint8Array");
+    return -1;
+  }
+  return 0;
+}
+
+static void matmul_part(void *ctx, int part, int n_parts) {
+  const bf_matmul_job *job = ctx;
+  const int64_t begin = job->rows * part / n_parts, end = job->rows * (part + 1) / n_parts;
+  bf_matmul_rows(job, begin, end);
+}
+
+static int ranges_overlap(const void *a, size_t a_len, const void *b, size_t b_len) {
+  const char *pa = a, *pb = b;
+  return a_len && b_len && pa < pb + b_len && pb < pa + a_len;
+}
+
+static napi_value matmul(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  napi_value undef = get_args(env, info, 9, argv);
+  if (!undef) return NULL;
+  bf_handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  if (!h->pool) THROW_RANGE(env, "the kernel pool was disposed");
+  float *out, *x;
+  uint8_t *w;
+  size_t out_len, w_len, x_len;
+  int64_t type, rows, cols, n_tok;
+  bool scalar = false;
+  if (get_typed(env, argv[1], napi_float32_array, (void **)&out, &out_len) ||
+      get_typed(env, argv[2], napi_uint8_array, (void **)&w, &w_len) || get_int64(env, argv[3], &type) ||
+      get_int64(env, argv[4], &rows) || get_int64(env, argv[5], &cols) ||
+      get_typed(env, argv[6], napi_float32_array, (void **)&x, &x_len) || get_int64(env, argv[7], &n_tok))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[8], &scalar));
+
+  bf_dot_fn dot;
+  if (bf_dot_for_type((int)type, scalar, &dot) != 0) THROW_RANGE(env, "unsupported weight type");
+  const size_t row_bytes = bf_row_bytes((int)type, cols);
+  if (!row_bytes) THROW_RANGE(env, "row length does not fit the weight type's block size");
+  if (cols > 0x7fffffff) THROW_RANGE(env, "row too long");
+  if (rows == 0 || n_tok == 0) return undef;
+  if ((uint64_t)rows > w_len / row_bytes) THROW_RANGE(env, "weight buffer is smaller than rows × row bytes");
+  if ((uint64_t)n_tok > x_len / (uint64_t)cols) THROW_RANGE(env, "x is shorter than nTok × cols");
+  if ((uint64_t)n_tok > out_len / (uint64_t)rows) THROW_RANGE(env, "out is shorter than nTok × rows");
+  if (ranges_overlap(out, (size_t)(n_tok * rows) * 4, x, (size_t)(n_tok * cols) * 4))
+    THROW_RANGE(env, "out and x must not overlap");
+
+  const size_t need = bf_act_scratch_bytes((int)type, cols, n_tok);
+  if (need > h->scratch_bytes) {
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, need) != 0) THROW_RANGE(env, "out of memory for activations");
+    free(h->scratch);
+    h->scratch = mem;
+    h->scratch_bytes = need;
+  }
+  bf_acts acts;
+  bf_prepare_acts((int)type, x, cols, n_tok, h->scratch, &acts);
+  bf_matmul_job job = {dot, w, row_bytes, rows, cols, n_tok, &acts, out};
+  const uint64_t work_bytes = (uint64_t)rows * row_bytes * (uint64_t)n_tok;
+  int parts = work_bytes < BF_PARALLEL_MIN_BYTES ? 1 : bf_pool_threads(h->pool);
+  if (parts > rows) parts = (int)rows;
+  if (bf_pool_run(h->pool, matmul_part, &job, parts) != 0)
+    THROW_RANGE(env, "the kernel pool is already running a matmul (one caller at a time)");
+  return undef;
+}
+
+typedef struct {
+  void *base;
+  size_t length;
+} bf_mapping;
+
+static void unmap_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  bf_mapping *m = hint;
+  munmap(m->base, m->length);
+  free(m);
+}
+
+static napi_value empty_u8(napi_env env) {
+  napi_value ab, arr;
+  CHECK(env, napi_create_arraybuffer(env, 0, NULL, &ab));
+  CHECK(env, napi_create_typedarray(env, napi_uint8_array, 0, ab, 0, &arr));
+  return arr;
+}
+
+static napi_value map_file_range(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  size_t path_len = 0;
+  CHECK(env, napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len));
+  int64_t offset, length;
+  if (get_int64(env, argv[1], &offset) || get_int64(env, argv[2], &length)) return NULL;
+  char *path = malloc(path_len + 1);
+  if (!path) THROW_RANGE(env, "out of memory");
+  if (napi_get_value_string_utf8(env, argv[0], path, path_len + 1, &path_len) != napi_ok) {
+    free(path);
+    THROW_TYPE(env, "path must be a string");
+  }
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  char msg[512];
+  if (fd < 0) {
+    snprintf(msg, sizeof msg, "cannot open %s: %s", path, strerror(errno));
+    free(path);
+    napi_throw_error(env, NULL, msg);
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || offset + length > (int64_t)st.st_size) {
+    snprintf(msg, sizeof msg, "range %lld+%lld is outside %s (%lld bytes)", (long long)offset, (long long)length, path,
+             (long long)st.st_size);
+    close(fd);
+    free(path);
+    napi_throw_range_error(env, NULL, msg);
+    return NULL;
+  }
+  if (length == 0) { close(fd); free(path); return empty_u8(env); }
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const int64_t aligned = offset - offset % page; /* mmap offsets must be page multiples */
+  const size_t delta = (size_t)(offset - aligned), map_len = (size_t)length + delta;
+  void *base = mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, fd, aligned);
+  const int map_errno = errno;
+  close(fd);
+  if (base == MAP_FAILED) {
+    snprintf(msg, sizeof msg, "cannot mmap %s: %s", path, strerror(map_errno));
+    free(path);
+    napi_throw_error(env, NULL, msg);
+    return NULL;
+  }
+  free(path);
+  bf_mapping *m = malloc(sizeof *m);
+  if (!m) { munmap(base, map_len); THROW_RANGE(env, "out of memory"); }
+  m->base = base;
+  m->length = map_len;
+  napi_value ab, arr;
+  if (napi_create_external_arraybuffer(env, (uint8_t *)base + delta, (size_t)length, unmap_finalize, m, &ab) != napi_ok) {
+    munmap(base, map_len);
+    free(m);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_error(env, NULL, "external array buffers are not allowed in this runtime");
+    return NULL;
+  }
+  CHECK(env, napi_create_typedarray(env, napi_uint8_array, (size_t)length, ab, 0, &arr));
+  return arr;
+}
+
+static void free_aligned_finalize(napi_env env, void *data, void *hint) {
+  int64_t adjusted;
+  napi_adjust_external_memory(env, -(int64_t)(size_t)hint, &adjusted);
+  free(data);
+}
+
+static napi_value alloc_aligned(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int64_t bytes;
+  if (get_int64(env, argv[0], &bytes)) return NULL;
+  if (bytes == 0) return empty_u8(env);
+  void *mem = NULL;
+  if (posix_memalign(&mem, 64, (size_t)bytes) != 0) THROW_RANGE(env, "out of memory");
+  memset(mem, 0, (size_t)bytes);
+  napi_value ab, arr;
+  if (napi_create_external_arraybuffer(env, mem, (size_t)bytes, free_aligned_finalize, (void *)(size_t)bytes, &ab) !=
+      napi_ok) {
+    free(mem);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) return NULL;
+    napi_value null_value;
+    CHECK(env, napi_get_null(env, &null_value)); /* the caller falls back to a plain Uint8Array */
+    return null_value;
+  }
+  int64_t adjusted;
+  napi_adjust_external_memory(env, bytes, &adjusted); /* let the GC see the memory it keeps alive */
+  CHECK(env, napi_create_typedarray(env, napi_uint8_array, (size_t)bytes, ab, 0, &arr));
+  return arr;
+}
+
+static napi_value simd_level(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value s;
+  CHECK(env, napi_create_string_utf8(env, bf_simd_level(), NAPI_AUTO_LENGTH, &s));
+  return s;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"createPool", NULL, create_pool, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"destroyPool", NULL, destroy_pool, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"matmul", NULL, matmul, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mapFileRange", NULL, map_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"allocAligned", NULL, alloc_aligned, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"simdLevel", NULL, simd_level, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

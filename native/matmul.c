@@ -1,0 +1,55 @@
+/* Kernel selection and the row loop: weight rows outer, tokens inner, so each weight row is read once per call. */
+#include "butterfly.h"
+#include "matmul.h"
+
+size_t bf_row_bytes(int type, int64_t cols) {
+  if (cols <= 0) return 0;
+  switch (type) {
+    case BF_F32: return (size_t)cols * 4;
+    case BF_F16:
+    case BF_BF16: return (size_t)cols * 2;
+    case BF_Q8_0: return cols % BF_QK ? 0 : (size_t)(cols / BF_QK) * 34;
+    case BF_Q4_0: return cols % BF_QK ? 0 : (size_t)(cols / BF_QK) * 18;
+    case BF_Q4_K: return cols % BF_QK_K ? 0 : (size_t)(cols / BF_QK_K) * 144;
+    case BF_Q5_K: return cols % BF_QK_K ? 0 : (size_t)(cols / BF_QK_K) * 176;
+    case BF_Q6_K: return cols % BF_QK_K ? 0 : (size_t)(cols / BF_QK_K) * 210;
+    default: return 0;
+  }
+}
+
+int bf_dot_for_type(int type, int scalar, bf_dot_fn *out) {
+  bf_dot_fn s = 0, v = 0;
+  switch (type) {
+    case BF_F32: s = bf_dot_f32_scalar; v = bf_dot_f32_simd; break;
+    case BF_F16: s = bf_dot_f16_scalar; v = bf_dot_f16_simd; break;
+    case BF_BF16: s = bf_dot_bf16_scalar; v = bf_dot_bf16_simd; break;
+    case BF_Q8_0: s = bf_dot_q8_0_scalar; v = bf_dot_q8_0_simd; break;
+    case BF_Q4_0: s = bf_dot_q4_0_scalar; v = bf_dot_q4_0_simd; break;
+    case BF_Q4_K: s = bf_dot_q4_k_scalar; v = bf_dot_q4_k_simd; break;
+    case BF_Q5_K: s = bf_dot_q5_k_scalar; v = bf_dot_q5_k_simd; break;
+    case BF_Q6_K: s = bf_dot_q6_k_scalar; v = bf_dot_q6_k_simd; break;
+    default: return -1;
+  }
+  *out = (scalar || !v) ? s : v;
+  return 0;
+}
+
+const char *bf_simd_level(void) {
+#if defined(__AVX512F__) && defined(__AVX2__) && defined(__F16C__)
+  return "avx512";
+#elif defined(__AVX2__) && defined(__F16C__)
+  return "avx2";
+#else
+  return "scalar";
+#endif
+}
+
+void bf_matmul_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; r++) {
+    const uint8_t *wrow = job->w + (size_t)r * job->row_bytes;
+    for (int64_t t = 0; t < job->n_tok; t++) {
+      const bf_act_row a = bf_act_row_at(job->acts, t);
+      job->out[t * job->rows + r] = job->dot(wrow, &a, (int)job->cols);
+    }
+  }
+}

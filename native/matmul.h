@@ -1,0 +1,19 @@
+#ifndef BUTTERFLY_MATMUL_H
+#define BUTTERFLY_MATMUL_H
+
+#include "butterfly.h"
+
+/* One matmul call: out[t·rows + r] = dot(row r of w, activations of token t). */
+typedef struct {
+  bf_dot_fn dot;
+  const uint8_t *w;
+  size_t row_bytes;
+  int64_t rows, cols, n_tok;
+  const bf_acts *acts;
+  float *out;
+} bf_matmul_job;
+
+/* Computes rows [row_begin, row_end) for every token. */
+void bf_matmul_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end);
+
+#endif

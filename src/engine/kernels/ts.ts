@@ -1,0 +1,213 @@
+/**
+ * Pure-TypeScript kernels: the reference implementation of docs/kernels.md. Single-threaded; rows outer, tokens
+ * inner, so each weight row is decoded once per matmul however many tokens there are. All scratch is reused.
+ */
+import { GGMLType, rowBytes, typeName } from '../gguf/types.js';
+import type { WeightTensor } from '../tensor.js';
+import { Q8Blocks, Q8KBlocks, quantizeQ8_0Activation, quantizeQ8_KActivation } from '../quant/activations.js';
+import { dotF32Lanes, dotKAsym, dotQ4_0Blocks, dotQ6K, dotQ8Blocks } from '../quant/dot.js';
+import { dequantizeRowBF16, dequantizeRowF16 } from '../quant/float.js';
+import { readF16, roundToBf16, roundToF16 } from '../quant/half.js';
+import { Q4_0_BLOCK_BYTES } from '../quant/q4_0.js';
+import { unpackRowQ4_K } from '../quant/q4_k.js';
+import { unpackRowQ5_K } from '../quant/q5_k.js';
+import { unpackRowQ6_K } from '../quant/q6_k.js';
+import { Q8_0_BLOCK_BYTES } from '../quant/q8_0.js';
+import { QK, QK_K } from '../quant/rounding.js';
+import { dequantizeRow } from '../quant/rows.js';
+import type { Kernels } from './types.js';
+
+/** Grow-only scratch buffers, one set per kernels instance. */
+class Scratch {
+  f32a = new Float32Array(0); // decoded weight row
+  f32b = new Float32Array(0); // rounded activations
+  f32c = new Float32Array(0); // per-block weight scales
+  f32d = new Float32Array(0); // per-block weight mins
+  i8 = new Int8Array(0); // unpacked weight quants
+  u8a = new Uint8Array(0); // K sub-block scales
+  u8b = new Uint8Array(0); // K sub-block mins
+  i8sc = new Int8Array(0); // Q6_K scales
+  readonly q8 = new Q8Blocks();
+  readonly q8k = new Q8KBlocks();
+
+  rowF32(n: number): Float32Array {
+    if (this.f32a.length < n) this.f32a = new Float32Array(n);
+    return this.f32a;
+  }
+  actF32(n: number): Float32Array {
+    if (this.f32b.length < n) this.f32b = new Float32Array(n);
+    return this.f32b;
+  }
+  blockScales(n: number): Float32Array {
+    if (this.f32c.length < n) this.f32c = new Float32Array(n);
+    return this.f32c;
+  }
+  blockMins(n: number): Float32Array {
+    if (this.f32d.length < n) this.f32d = new Float32Array(n);
+    return this.f32d;
+  }
+  quants(n: number): Int8Array {
+    if (this.i8.length < n) this.i8 = new Int8Array(n);
+    return this.i8;
+  }
+  subScales(n: number): Uint8Array {
+    if (this.u8a.length < n) this.u8a = new Uint8Array(n);
+    return this.u8a;
+  }
+  subMins(n: number): Uint8Array {
+    if (this.u8b.length < n) this.u8b = new Uint8Array(n);
+    return this.u8b;
+  }
+  q6Scales(n: number): Int8Array {
+    if (this.i8sc.length < n) this.i8sc = new Int8Array(n);
+    return this.i8sc;
+  }
+}
+
+/**
+ * Float32 view of an F32 tensor's bytes. Float32Array needs 4-byte alignment, so misaligned data is copied once
+ * (weights are treated as immutable; the cache is keyed by the data array).
+ */
+const f32Views = new WeakMap<Uint8Array, Float32Array>();
+function f32View(data: Uint8Array): Float32Array {
+  let v = f32Views.get(data);
+  if (!v) {
+    if (data.byteOffset % 4 === 0) v = new Float32Array(data.buffer, data.byteOffset, data.byteLength >>> 2);
+    else v = new Float32Array(data.slice().buffer, 0, data.byteLength >>> 2);
+    f32Views.set(data, v);
+  }
+  return v;
+}
+
+function checkShapes(out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
+  if (!Number.isInteger(nTok) || nTok < 0) throw new RangeError(`nTok must be a non-negative integer, got ${nTok}`);
+  if (x.length < nTok * w.cols) throw new RangeError(`x holds ${x.length} values, need ${nTok} × ${w.cols}`);
+  if (out.length < nTok * w.rows) throw new RangeError(`out holds ${out.length} values, need ${nTok} × ${w.rows}`);
+  if (w.data.length < w.rows * rowBytes(w.type, w.cols)) throw new RangeError(`${w.name}: data shorter than ${w.rows} rows`);
+}
+
+function matmulF32(out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
+  const { rows, cols } = w;
+  const wf = f32View(w.data);
+  for (let r = 0; r < rows; r++) {
+    for (let t = 0; t < nTok; t++) out[t * rows + r] = dotF32Lanes(wf, r * cols, x, t * cols, cols);
+  }
+}
+
+/** F16 / BF16: round x to the weight's format (and back), decode each weight row to f32, then float lanes. */
+function matmulHalf(s: Scratch, out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
+  const { rows, cols } = w;
+  const bf16 = w.type === GGMLType.BF16;
+  const xr = s.actF32(nTok * cols);
+  const round = bf16 ? roundToBf16 : roundToF16;
+  for (let i = 0; i < nTok * cols; i++) xr[i] = round(x[i]!);
+  const decode = bf16 ? dequantizeRowBF16 : dequantizeRowF16;
+  const row = s.rowF32(cols);
+  const bytesPerRow = cols * 2;
+  for (let r = 0; r < rows; r++) {
+    decode(w.data, r * bytesPerRow, row, 0, cols);
+    for (let t = 0; t < nTok; t++) out[t * rows + r] = dotF32Lanes(row, 0, xr, t * cols, cols);
+  }
+}
+
+function quantizeTokensQ8_0(s: Scratch, x: Float32Array, nTok: number, cols: number): Q8Blocks {
+  const nb = cols / QK;
+  s.q8.reserve(nTok * nb);
+  for (let t = 0; t < nTok; t++) quantizeQ8_0Activation(x, t * cols, cols, s.q8, t * nb);
+  return s.q8;
+}
+
+function quantizeTokensQ8_K(s: Scratch, x: Float32Array, nTok: number, cols: number): Q8KBlocks {
+  const nb = cols / QK_K;
+  s.q8k.reserve(nTok * nb);
+  for (let t = 0; t < nTok; t++) quantizeQ8_KActivation(x, t * cols, cols, s.q8k, t * nb);
+  return s.q8k;
+}
+
+function matmulQ8_0(s: Scratch, out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
+  const { rows, cols } = w;
+  const nb = cols / QK;
+  const { qs: xq, scales: xd } = quantizeTokensQ8_0(s, x, nTok, cols);
+  const wq = new Int8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength); // quants read in place
+  const wd = s.blockScales(nb);
+  const bytesPerRow = nb * Q8_0_BLOCK_BYTES;
+  for (let r = 0; r < rows; r++) {
+    const ro = r * bytesPerRow;
+    for (let b = 0; b < nb; b++) wd[b] = readF16(w.data, ro + b * Q8_0_BLOCK_BYTES);
+    for (let t = 0; t < nTok; t++) out[t * rows + r] = dotQ8Blocks(wq, ro + 2, Q8_0_BLOCK_BYTES, wd, xq, xd, t * nb, nb);
+  }
+}
+
+function matmulQ4_0(s: Scratch, out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
+  const { rows, cols } = w;
+  const nb = cols / QK;
+  const { qs: xq, scales: xd } = quantizeTokensQ8_0(s, x, nTok, cols);
+  const wd = s.blockScales(nb);
+  const bytesPerRow = rowBytes(w.type, cols);
+  for (let r = 0; r < rows; r++) {
+    const ro = r * bytesPerRow;
+    for (let b = 0; b < nb; b++) wd[b] = readF16(w.data, ro + b * Q4_0_BLOCK_BYTES);
+    for (let t = 0; t < nTok; t++) out[t * rows + r] = dotQ4_0Blocks(w.data, ro, wd, xq, xd, t * nb, nb);
+  }
+}
+
+function matmulKAsym(s: Scratch, out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
+  const { rows, cols } = w;
+  const nb = cols / QK_K;
+  const { qs: xq, scales: xd, bsums } = quantizeTokensQ8_K(s, x, nTok, cols);
+  const unpack = w.type === GGMLType.Q4_K ? unpackRowQ4_K : unpackRowQ5_K;
+  const wq = s.quants(cols);
+  const sc = s.subScales(nb * 8);
+  const mn = s.subMins(nb * 8);
+  const wd = s.blockScales(nb);
+  const wdmin = s.blockMins(nb);
+  const bytesPerRow = rowBytes(w.type, cols);
+  for (let r = 0; r < rows; r++) {
+    unpack(w.data, r * bytesPerRow, cols, wq, sc, mn, wd, wdmin);
+    for (let t = 0; t < nTok; t++) out[t * rows + r] = dotKAsym(wq, sc, mn, wd, wdmin, xq, xd, bsums, t * nb, nb);
+  }
+}
+
+function matmulQ6_K(s: Scratch, out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
+  const { rows, cols } = w;
+  const nb = cols / QK_K;
+  const { qs: xq, scales: xd } = quantizeTokensQ8_K(s, x, nTok, cols);
+  const wq = s.quants(cols);
+  const sc = s.q6Scales(nb * 16);
+  const wd = s.blockScales(nb);
+  const bytesPerRow = rowBytes(w.type, cols);
+  for (let r = 0; r < rows; r++) {
+    unpackRowQ6_K(w.data, r * bytesPerRow, cols, wq, sc, wd);
+    for (let t = 0; t < nTok; t++) out[t * rows + r] = dotQ6K(wq, sc, wd, xq, xd, t * nb, nb);
+  }
+}
+
+export function createTsKernels(): Kernels {
+  const s = new Scratch();
+  return {
+    name: 'ts',
+    threads: 1,
+    matmul(out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
+      checkShapes(out, w, x, nTok);
+      switch (w.type) {
+        case GGMLType.F32: return matmulF32(out, w, x, nTok);
+        case GGMLType.F16:
+        case GGMLType.BF16: return matmulHalf(s, out, w, x, nTok);
+        case GGMLType.Q8_0: return matmulQ8_0(s, out, w, x, nTok);
+        case GGMLType.Q4_0: return matmulQ4_0(s, out, w, x, nTok);
+        case GGMLType.Q4_K:
+        case GGMLType.Q5_K: return matmulKAsym(s, out, w, x, nTok);
+        case GGMLType.Q6_K: return matmulQ6_K(s, out, w, x, nTok);
+        default: throw new Error(`${w.name}: no matmul for ${typeName(w.type)}`);
+      }
+    },
+    getRow(out: Float32Array, w: WeightTensor, row: number): void {
+      if (!Number.isInteger(row) || row < 0 || row >= w.rows) throw new RangeError(`${w.name}: row ${row} outside 0..${w.rows - 1}`);
+      if (out.length < w.cols) throw new RangeError(`out holds ${out.length} values, need ${w.cols}`);
+      dequantizeRow(w.type, w.data, row * rowBytes(w.type, w.cols), out, 0, w.cols);
+    },
+    dispose(): void {
+      // nothing to release: scratch is garbage-collected with the instance
+    },
+  };
+}
