@@ -181,7 +181,8 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_value_bool(env, argv[8], &scalar));
 
   bf_dot_fn dot;
-  if (bf_dot_for_type((int)type, scalar, &dot) != 0) THROW_RANGE(env, "unsupported weight type");
+  bf_dot4_fn dot4;
+  if (bf_dot_for_type((int)type, scalar, &dot, &dot4) != 0) THROW_RANGE(env, "unsupported weight type");
   const size_t row_bytes = bf_row_bytes((int)type, cols);
   if (!row_bytes) THROW_RANGE(env, "row length does not fit the weight type's block size");
   if (cols > 0x7fffffff) THROW_RANGE(env, "row too long");
@@ -202,7 +203,7 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   }
   bf_acts acts;
   bf_prepare_acts((int)type, x, cols, n_tok, h->scratch, &acts);
-  bf_matmul_job job = {dot, w, row_bytes, rows, cols, n_tok, &acts, out};
+  bf_matmul_job job = {dot, dot4, w, row_bytes, rows, cols, n_tok, &acts, out};
   const uint64_t work_bytes = (uint64_t)rows * row_bytes * (uint64_t)n_tok;
   int parts = work_bytes < BF_PARALLEL_MIN_BYTES ? 1 : bf_pool_threads(h->pool);
   if (parts > rows) parts = (int)rows;

@@ -33,8 +33,14 @@ typedef struct {
 /* dot(row w, activation row a) over `cols` elements, in the docs/kernels.md order */
 typedef float (*bf_dot_fn)(const uint8_t *w, const bf_act_row *a, int cols);
 
-/* Returns 0 and fills *out for a supported type; `scalar` forces the portable path. */
-int bf_dot_for_type(int type, int scalar, bf_dot_fn *out);
+/* The same dot product for 4 tokens at once (a[0..3] → out[0..3]): each token's result has exactly the bits of
+ * bf_dot_fn; sharing the weight loads and decoding across tokens is what makes prefill and batches fast. */
+#define BF_TOK_GROUP 4
+typedef void (*bf_dot4_fn)(const uint8_t *w, const bf_act_row *a, int cols, float *out);
+
+/* Returns 0 and fills *dot1 (and *dot4, NULL if there is none) for a supported type; `scalar` forces the
+ * portable path (which has no 4-token form). */
+int bf_dot_for_type(int type, int scalar, bf_dot_fn *dot1, bf_dot4_fn *dot4);
 /* Bytes per weight row, or 0 if cols does not fit the type's block size. */
 size_t bf_row_bytes(int type, int64_t cols);
 /* Name of the SIMD level compiled in: "avx512", "avx2" or "scalar". */
@@ -53,6 +59,9 @@ float bf_dot_q6_k_scalar(const uint8_t *w, const bf_act_row *a, int cols);
 extern const bf_dot_fn bf_dot_f32_simd, bf_dot_f16_simd, bf_dot_bf16_simd;
 extern const bf_dot_fn bf_dot_q8_0_simd, bf_dot_q4_0_simd;
 extern const bf_dot_fn bf_dot_q4_k_simd, bf_dot_q5_k_simd, bf_dot_q6_k_simd;
+extern const bf_dot4_fn bf_dot4_f32_simd, bf_dot4_f16_simd, bf_dot4_bf16_simd;
+extern const bf_dot4_fn bf_dot4_q8_0_simd, bf_dot4_q4_0_simd;
+extern const bf_dot4_fn bf_dot4_q4_k_simd, bf_dot4_q5_k_simd, bf_dot4_q6_k_simd;
 
 /* ---- activations (activations.c) ---- */
 

@@ -238,8 +238,10 @@ static float dot_q6_k_simd(const uint8_t *w, const bf_act_row *a, int cols) {
 const bf_dot_fn bf_dot_q4_k_simd = dot_q4_k_simd;
 const bf_dot_fn bf_dot_q5_k_simd = dot_q5_k_simd;
 const bf_dot_fn bf_dot_q6_k_simd = dot_q6_k_simd;
+const bf_dot4_fn bf_dot4_q4_k_simd = 0, bf_dot4_q5_k_simd = 0, bf_dot4_q6_k_simd = 0;
 #else
 const bf_dot_fn bf_dot_q4_k_simd = 0;
 const bf_dot_fn bf_dot_q5_k_simd = 0;
 const bf_dot_fn bf_dot_q6_k_simd = 0;
+const bf_dot4_fn bf_dot4_q4_k_simd = 0, bf_dot4_q5_k_simd = 0, bf_dot4_q6_k_simd = 0;
 #endif

@@ -131,7 +131,11 @@ static float dot_q4_0_simd(const uint8_t *w, const bf_act_row *a, int cols) {
 
 const bf_dot_fn bf_dot_q8_0_simd = dot_q8_0_simd;
 const bf_dot_fn bf_dot_q4_0_simd = dot_q4_0_simd;
+const bf_dot4_fn bf_dot4_q8_0_simd = 0;
+const bf_dot4_fn bf_dot4_q4_0_simd = 0;
 #else
 const bf_dot_fn bf_dot_q8_0_simd = 0;
 const bf_dot_fn bf_dot_q4_0_simd = 0;
+const bf_dot4_fn bf_dot4_q8_0_simd = 0;
+const bf_dot4_fn bf_dot4_q4_0_simd = 0;
 #endif

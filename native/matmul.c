@@ -17,20 +17,23 @@ size_t bf_row_bytes(int type, int64_t cols) {
   }
 }
 
-int bf_dot_for_type(int type, int scalar, bf_dot_fn *out) {
+int bf_dot_for_type(int type, int scalar, bf_dot_fn *dot1, bf_dot4_fn *dot4) {
   bf_dot_fn s = 0, v = 0;
+  bf_dot4_fn v4 = 0;
   switch (type) {
-    case BF_F32: s = bf_dot_f32_scalar; v = bf_dot_f32_simd; break;
-    case BF_F16: s = bf_dot_f16_scalar; v = bf_dot_f16_simd; break;
-    case BF_BF16: s = bf_dot_bf16_scalar; v = bf_dot_bf16_simd; break;
-    case BF_Q8_0: s = bf_dot_q8_0_scalar; v = bf_dot_q8_0_simd; break;
-    case BF_Q4_0: s = bf_dot_q4_0_scalar; v = bf_dot_q4_0_simd; break;
-    case BF_Q4_K: s = bf_dot_q4_k_scalar; v = bf_dot_q4_k_simd; break;
-    case BF_Q5_K: s = bf_dot_q5_k_scalar; v = bf_dot_q5_k_simd; break;
-    case BF_Q6_K: s = bf_dot_q6_k_scalar; v = bf_dot_q6_k_simd; break;
+    case BF_F32: s = bf_dot_f32_scalar; v = bf_dot_f32_simd; v4 = bf_dot4_f32_simd; break;
+    case BF_F16: s = bf_dot_f16_scalar; v = bf_dot_f16_simd; v4 = bf_dot4_f16_simd; break;
+    case BF_BF16: s = bf_dot_bf16_scalar; v = bf_dot_bf16_simd; v4 = bf_dot4_bf16_simd; break;
+    case BF_Q8_0: s = bf_dot_q8_0_scalar; v = bf_dot_q8_0_simd; v4 = bf_dot4_q8_0_simd; break;
+    case BF_Q4_0: s = bf_dot_q4_0_scalar; v = bf_dot_q4_0_simd; v4 = bf_dot4_q4_0_simd; break;
+    case BF_Q4_K: s = bf_dot_q4_k_scalar; v = bf_dot_q4_k_simd; v4 = bf_dot4_q4_k_simd; break;
+    case BF_Q5_K: s = bf_dot_q5_k_scalar; v = bf_dot_q5_k_simd; v4 = bf_dot4_q5_k_simd; break;
+    case BF_Q6_K: s = bf_dot_q6_k_scalar; v = bf_dot_q6_k_simd; v4 = bf_dot4_q6_k_simd; break;
     default: return -1;
   }
-  *out = (scalar || !v) ? s : v;
+  const int simd = !scalar && v;
+  *dot1 = simd ? v : s;
+  *dot4 = simd ? v4 : 0;
   return 0;
 }
 
@@ -45,11 +48,22 @@ const char *bf_simd_level(void) {
 }
 
 void bf_matmul_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
+  const int cols = (int)job->cols;
   for (int64_t r = row_begin; r < row_end; r++) {
     const uint8_t *wrow = job->w + (size_t)r * job->row_bytes;
-    for (int64_t t = 0; t < job->n_tok; t++) {
+    int64_t t = 0;
+    if (job->dot4) {
+      for (; t + BF_TOK_GROUP <= job->n_tok; t += BF_TOK_GROUP) {
+        bf_act_row a[BF_TOK_GROUP];
+        float res[BF_TOK_GROUP];
+        for (int k = 0; k < BF_TOK_GROUP; k++) a[k] = bf_act_row_at(job->acts, t + k);
+        job->dot4(wrow, a, cols, res);
+        for (int k = 0; k < BF_TOK_GROUP; k++) job->out[(t + k) * job->rows + r] = res[k];
+      }
+    }
+    for (; t < job->n_tok; t++) {
       const bf_act_row a = bf_act_row_at(job->acts, t);
-      job->out[t * job->rows + r] = job->dot(wrow, &a, (int)job->cols);
+      job->out[t * job->rows + r] = job->dot(wrow, &a, cols);
     }
   }
 }

@@ -6,6 +6,7 @@
 /* One matmul call: out[t·rows + r] = dot(row r of w, activations of token t). */
 typedef struct {
   bf_dot_fn dot;
+  bf_dot4_fn dot4; /* NULL: one token at a time */
   const uint8_t *w;
   size_t row_bytes;
   int64_t rows, cols, n_tok;
