@@ -5,39 +5,11 @@
  */
 #include "butterfly.h"
 #include "half.h"
+#include "quant_blocks.h"
 
-#if defined(__AVX2__) && defined(__F16C__)
+#if defined(__AVX2__) && defined(__F16C__) && !defined(BF_AVX512_QUANT)
 #include <immintrin.h>
 #endif
-
-#define Q4_K_BYTES 144
-#define Q5_K_BYTES 176
-#define Q6_K_BYTES 210
-
-/* ggml get_scale_min_k4: 8 six-bit scales and mins packed in 12 bytes */
-static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
-  for (int j = 0; j < 8; j++) {
-    if (j < 4) {
-      sc[j] = q[j] & 63;
-      m[j] = q[j + 4] & 63;
-    } else {
-      sc[j] = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
-      m[j] = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-  }
-}
-
-static inline int32_t k4_summins(const uint8_t m[8], const int32_t *bsums) {
-  int32_t s = 0;
-  for (int j = 0; j < 8; j++) s += (int32_t)m[j] * (bsums[2 * j] + bsums[2 * j + 1]);
-  return s;
-}
-
-/* v_b = f32( f32(f32(d_w·d_x)·sumi) − f32(f32(dmin_w·d_x)·summins) ) */
-static inline float k4_value(const uint8_t *blk, float dx, int32_t sumi, int32_t summins) {
-  const float dw = bf_load_f16(blk), dmin = bf_load_f16(blk + 2);
-  return bf_scale_int(dw * dx, sumi) - bf_scale_int(dmin * dx, summins);
-}
 
 /* Σ_j sc_j · Σ_k q·x over the 8 sub-blocks of 32, q = low nibble (+16 if the Q5_K high bit is set) */
 static int32_t sumi_q4_k_scalar(const uint8_t *blk, const int8_t *xq, const uint8_t sc[8]) {
@@ -94,16 +66,8 @@ float bf_dot_q5_k_scalar(const uint8_t *w, const bf_act_row *a, int cols) {
   return bf_fold8(acc);
 }
 
-/*
- * Q6_K: ql (128 bytes, low 4 bits), qh (64 bytes, high 2 bits), 16 int8 scales, F16 d. Sub-block j covers
- * elements 16j..16j+15. Σ sc_j·Σ (q−32)·x is formed as Σ sc_j·Σ q·x − 32·Σ sc_j·bsums_j (same exact integer).
- */
-static inline int32_t q6_offset(const int8_t *sc, const int32_t *bsums) {
-  int32_t s = 0;
-  for (int j = 0; j < 16; j++) s += sc[j] * bsums[j];
-  return 32 * s;
-}
-
+/* Q6_K: ql (128 bytes, low 4 bits), qh (64 bytes, high 2 bits), 16 int8 scales, F16 d; sub-block j covers
+ * elements 16j..16j+15. */
 float bf_dot_q6_k_scalar(const uint8_t *w, const bf_act_row *a, int cols) {
   float acc[8] = {0};
   for (int b = 0; b < cols / BF_QK_K; b++) {
@@ -133,7 +97,7 @@ float bf_dot_q6_k_scalar(const uint8_t *w, const bf_act_row *a, int cols) {
   return bf_fold8(acc);
 }
 
-#if defined(__AVX2__) && defined(__F16C__)
+#if defined(__AVX2__) && defined(__F16C__) && !defined(BF_AVX512_QUANT)
 
 static inline int32_t hsum_epi32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -239,7 +203,7 @@ const bf_dot_fn bf_dot_q4_k_simd = dot_q4_k_simd;
 const bf_dot_fn bf_dot_q5_k_simd = dot_q5_k_simd;
 const bf_dot_fn bf_dot_q6_k_simd = dot_q6_k_simd;
 const bf_dot4_fn bf_dot4_q4_k_simd = 0, bf_dot4_q5_k_simd = 0, bf_dot4_q6_k_simd = 0;
-#else
+#elif !defined(BF_AVX512_QUANT)
 const bf_dot_fn bf_dot_q4_k_simd = 0;
 const bf_dot_fn bf_dot_q5_k_simd = 0;
 const bf_dot_fn bf_dot_q6_k_simd = 0;

@@ -5,28 +5,11 @@
  */
 #include "butterfly.h"
 #include "half.h"
+#include "quant_blocks.h"
 
-#if defined(__AVX2__) && defined(__F16C__)
+#if defined(__AVX2__) && defined(__F16C__) && !defined(BF_AVX512_QUANT)
 #include <immintrin.h>
 #endif
-
-#define Q8_0_BYTES 34
-#define Q4_0_BYTES 18
-
-static inline int32_t isum_q8_0(const uint8_t *blk, const int8_t *xq) {
-  const int8_t *wq = (const int8_t *)(blk + 2);
-  int32_t s = 0;
-  for (int j = 0; j < BF_QK; j++) s += (int32_t)wq[j] * xq[j];
-  return s;
-}
-
-/* Σ (nibble − 8)·x = Σ nibble·x − 8·Σx, with Σx precomputed per activation block */
-static inline int32_t isum_q4_0(const uint8_t *blk, const int8_t *xq, int32_t xsum) {
-  const uint8_t *qs = blk + 2;
-  int32_t s = 0;
-  for (int j = 0; j < 16; j++) s += (int32_t)(qs[j] & 0xf) * xq[j] + (int32_t)(qs[j] >> 4) * xq[j + 16];
-  return s - 8 * xsum;
-}
 
 float bf_dot_q8_0_scalar(const uint8_t *w, const bf_act_row *a, int cols) {
   float acc[8] = {0};
@@ -50,7 +33,7 @@ float bf_dot_q4_0_scalar(const uint8_t *w, const bf_act_row *a, int cols) {
   return bf_fold8(acc);
 }
 
-#if defined(__AVX2__) && defined(__F16C__)
+#if defined(__AVX2__) && defined(__F16C__) && !defined(BF_AVX512_QUANT)
 
 /* 8 int32 partial sums of u8·s8 products (u < 256, |s| ≤ 127: pairs stay below 2^15, so maddubs is exact) */
 static inline __m256i dot_u8s8(__m256i u, __m256i s) {
@@ -133,7 +116,7 @@ const bf_dot_fn bf_dot_q8_0_simd = dot_q8_0_simd;
 const bf_dot_fn bf_dot_q4_0_simd = dot_q4_0_simd;
 const bf_dot4_fn bf_dot4_q8_0_simd = 0;
 const bf_dot4_fn bf_dot4_q4_0_simd = 0;
-#else
+#elif !defined(BF_AVX512_QUANT)
 const bf_dot_fn bf_dot_q8_0_simd = 0;
 const bf_dot_fn bf_dot_q4_0_simd = 0;
 const bf_dot4_fn bf_dot4_q8_0_simd = 0;

@@ -72,7 +72,7 @@ export const COORDINATOR: ExpectedMachine = {
     { from: 'Aggregating', to: 'Committing', good: { resultsReceived: 2, resultsExpected: 2 }, bad: { resultsReceived: 1, resultsExpected: 2 } },
     { from: 'Committing', to: 'Monitoring', good: { inFlightTasks: 0 }, bad: { inFlightTasks: 1 } },
     { from: 'Committing', to: 'Coordinating', good: { inFlightTasks: 1 }, bad: { inFlightTasks: 0 } },
-    ...many(['Monitoring', 'Assigning', 'Coordinating', 'Aggregating'], 'Recovering', { kinds: F }),
+    ...many(['Elected', 'Monitoring', 'Assigning', 'Coordinating', 'Aggregating'], 'Recovering', { kinds: F }),
     { from: 'Recovering', to: 'Assigning', kinds: R },
     { from: 'Recovering', to: 'Coordinating', kinds: R },
     { from: 'Recovering', to: 'Monitoring', kinds: R, good: { ...quorum, inFlightTasks: 0 }, bad: { ...quorum, inFlightTasks: 1 } },

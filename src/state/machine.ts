@@ -163,7 +163,7 @@ export class StateMachine<S extends string, C extends TransitionContext = Transi
     }
     const epoch = ctx.epoch;
     if (epoch !== undefined && !(epoch >= this.epochValue && Number.isSafeInteger(epoch))) {
-      return this.error('EPOCH_REGRESSION', to, `context epoch ${epoch} < machine epoch ${this.epochValue}`);
+      return this.error('EPOCH_REGRESSION', to, `context epoch ${epoch} is not an integer ≥ machine epoch ${this.epochValue}`);
     }
     if (trigger !== undefined) {
       const ruleError = this.checkRules(this.definition.rules, to, trigger, ctx) ?? this.checkRules(this.rules, to, trigger, ctx);
@@ -192,6 +192,7 @@ export class StateMachine<S extends string, C extends TransitionContext = Transi
     this.enteredAtNs = startNs;
     const wallTimeMs = this.clock.wallTimeMs();
     this.enteredAtWallMs = wallTimeMs;
+    // The trigger is kept by reference (no copy on the hot path); snapshots and toJSON copy it.
     const record: TransitionRecord<S> = {
       id: this.nextRecordId++,
       from,

@@ -22,9 +22,6 @@ export const num: Check<number> = (v, p) => (typeof v === 'number' && Number.isF
 export const count: Check<number> = (v, p) =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : fail(p, 'a non-negative integer', v);
 
-export const int32: Check<number> = (v, p) =>
-  typeof v === 'number' && Number.isInteger(v) && v >= -0x8000_0000 && v <= 0x7fff_ffff ? v : fail(p, 'a 32-bit integer', v);
-
 /** Lower-case hex of exactly `bytes` bytes (nonces, proofs, hashes). */
 export function hex(bytes: number): Check<string> {
   const re = new RegExp(`^[0-9a-f]{${bytes * 2}}$`);
@@ -50,11 +47,6 @@ export function arrayOf<T>(item: Check<T>, maxItems = 1_000_000): Check<T[]> {
 
 export function nullable<T>(inner: Check<T>): Check<T | null> {
   return (v, p) => (v === null ? null : inner(v, p));
-}
-
-/** Field may be absent; absent reads as `undefined`. */
-export function optional<T>(inner: Check<T>): Check<T | undefined> {
-  return (v, p) => (v === undefined ? undefined : inner(v, p));
 }
 
 export type Shape<T> = { readonly [K in keyof T]-?: Check<T[K]> };

@@ -68,6 +68,9 @@ export interface JoinPayload {
   /** SHA-256 of the worker's local model file, when it has one. */
   readonly modelSha256: string | null;
   readonly hostname: string;
+  /** Where this worker accepts activations from the previous stage (pipeline links go worker → worker). */
+  readonly peerHost: string;
+  readonly peerPort: number;
 }
 
 export interface HeartbeatPayload {
@@ -91,8 +94,39 @@ export interface TensorRef {
   readonly sha256: string;
 }
 
+/** The model's shape, as the engine needs it (engine/model/config.ts LlamaConfig). */
+export interface ModelShapeWire {
+  readonly arch: 'llama' | 'qwen2';
+  readonly dim: number;
+  readonly nLayers: number;
+  readonly nHeads: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+  readonly ffDim: number;
+  readonly vocabSize: number;
+  readonly contextLength: number;
+  readonly ropeDims: number;
+  readonly ropeFreqBase: number;
+  readonly ropeStyle: 'norm' | 'neox';
+  readonly rmsEps: number;
+  readonly tiedEmbeddings: boolean;
+  readonly qkvBias: boolean;
+}
+
+/** The next stage of the pipeline, or null when this stage returns results to the coordinator. */
+export interface NextHop {
+  readonly nodeId: string;
+  readonly host: string;
+  readonly port: number;
+}
+
 /** Coordinator → worker: the layers this worker serves and the tensors it must hold. */
 export interface AssignPayload {
+  readonly model: ModelShapeWire;
+  readonly hasRopeFreqs: boolean;
+  readonly stageIndex: number;
+  readonly stageCount: number;
+  readonly nextHop: NextHop | null;
   readonly planId: string;
   readonly modelSha256: string;
   readonly firstLayer: number;
@@ -240,10 +274,21 @@ const SHAPES: { readonly [T in MessageType]: Check<MessagePayloads[T]> } = {
     hasModelFile: bool,
     modelSha256: nullable(sha256),
     hostname: str,
+    peerHost: text(256),
+    peerPort: count,
   }),
   [MessageType.HEARTBEAT]: object<HeartbeatPayload>({ seq: count, sentAtMs: num }),
   [MessageType.LEAVE]: object<LeavePayload>({ reason }),
   [MessageType.ASSIGN]: object<AssignPayload>({
+    model: object<ModelShapeWire>({
+      arch: oneOf('llama', 'qwen2'), dim: count, nLayers: count, nHeads: count, nKvHeads: count, headDim: count, ffDim: count,
+      vocabSize: count, contextLength: count, ropeDims: count, ropeFreqBase: num, ropeStyle: oneOf('norm', 'neox'), rmsEps: num,
+      tiedEmbeddings: bool, qkvBias: bool,
+    }),
+    hasRopeFreqs: bool,
+    stageIndex: count,
+    stageCount: count,
+    nextHop: nullable(object<NextHop>({ nodeId, host: text(256), port: count })),
     planId: text(64),
     modelSha256: sha256,
     firstLayer: count,

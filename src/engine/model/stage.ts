@@ -136,8 +136,10 @@ export class Stage {
         cache = new SequenceKvCache(this.nLayers, kvDim, this.cfg.contextLength);
         this.caches.set(seq, cache);
       }
-      const expected = next.get(seq) ?? cache.length;
       const pos = batch.positions[t]!;
+      // A sequence that starts again at position 0 is a new request reusing the slot: forget the old cache.
+      if (pos === 0 && !next.has(seq)) cache.truncate(0);
+      const expected = next.get(seq) ?? cache.length;
       if (pos !== expected) throw new RangeError(`sequence ${seq}: position ${pos} given, but the cache continues at ${expected}`);
       next.set(seq, pos + 1);
       slots.push(cache);

@@ -76,7 +76,8 @@ export const COORDINATOR_MACHINE = defineMachine<CoordinatorState, CoordinatorCo
     { from: 'Committing', to: 'Monitoring', event: 'commit_finalized', obligations: [noWorkInFlight] },
     { from: 'Committing', to: 'Coordinating', event: 'commit_finalized', obligations: [workInFlight] },
     {
-      from: ['Monitoring', 'Assigning', 'Coordinating', 'Aggregating'],
+      // Elected → Recovering: a fail-over while tasks were in flight; the old leader is the failure.
+      from: ['Elected', 'Monitoring', 'Assigning', 'Coordinating', 'Aggregating'],
       to: 'Recovering',
       event: 'failure_detected',
       triggers: FAILURE_TRIGGERS,

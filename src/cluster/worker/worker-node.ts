@@ -1,0 +1,263 @@
+/**
+ * A worker process: joins the coordinator, loads the layers it is assigned (from its own copy of the model or
+ * streamed from the coordinator, checksummed either way), then runs its stage on every batch that arrives and
+ * passes the result on — hidden states to the next worker directly, logits back to the coordinator.
+ * The Worker, Partition and Connection machines record what really happens.
+ */
+import { hostname } from 'node:os';
+import { createKernels, type Kernels } from '../../engine/kernels/index.js';
+import { openModel } from '../../engine/model/load.js';
+import { Stage } from '../../engine/model/stage.js';
+import { loadStageWeights } from '../../engine/model/weights.js';
+import type { LlamaConfig } from '../../engine/model/config.js';
+import { createPartitionMachine, createWorkerMachine, Trigger, type PartitionMachine, type WorkerMachine } from '../../state/index.js';
+import { connect, listen, type Listener } from '../../transport/endpoints.js';
+import type { FramedConnection } from '../../transport/connection.js';
+import { MessageType, type AssignPayload, type ForwardPayload, type Message } from '../../transport/messages.js';
+import { bytesOf, viewTensor } from '../../transport/tensor-bytes.js';
+import type { Logger } from '../log.js';
+import { measureSpeedBytesPerSecond } from './speed.js';
+import { StageTensorStore, TensorIntegrityError } from './tensor-store.js';
+import { ConnectionTracker } from '../connection-tracker.js';
+
+export interface WorkerOptions {
+  readonly coordinatorHost: string;
+  readonly coordinatorPort: number;
+  readonly secret: string;
+  readonly nodeId: string;
+  /** Local copy of the model; when absent the coordinator streams the tensors. */
+  readonly modelPath?: string;
+  readonly memoryBytes: number;
+  readonly threads: number;
+  /** Address this worker accepts activations on (for the previous stage). */
+  readonly peerHost: string;
+  readonly peerPort?: number;
+  readonly heartbeatIntervalMs?: number;
+  readonly logger: Logger;
+}
+
+export class WorkerNode {
+  readonly machine: WorkerMachine;
+  private partition: PartitionMachine | null = null;
+  private coordinator: FramedConnection | null = null;
+  private peerListener: Listener | null = null;
+  private next: FramedConnection | null = null;
+  private stage: Stage | null = null;
+  private store: StageTensorStore | null = null;
+  private assign: AssignPayload | null = null;
+  private kernels: Kernels | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private heartbeatSeq = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly connections: ConnectionTracker;
+  private stopping = false;
+  private readonly done: Promise<string>;
+  private resolveDone!: (reason: string) => void;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.machine = createWorkerMachine(opts.nodeId);
+    this.connections = new ConnectionTracker(opts.logger);
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  /** Resolves with the reason when the worker stops. */
+  get finished(): Promise<string> {
+    return this.done;
+  }
+
+  async start(): Promise<void> {
+    const { opts } = this;
+    this.kernels = createKernels({ threads: opts.threads });
+    this.peerListener = await listen({
+      host: opts.peerHost, port: opts.peerPort ?? 0, secret: opts.secret, nodeId: opts.nodeId, role: 'worker',
+      logger: opts.logger, limits: { maxFrameBytes: 512 * 2 ** 20 },
+      onConnection: (conn) => {
+        this.connections.track(conn, `peer:${conn.peer.nodeId}`);
+        conn.on('message', (m) => this.enqueue(() => this.onMessage(m, conn)));
+      },
+    });
+    const conn = await connect(opts.coordinatorHost, opts.coordinatorPort, {
+      secret: opts.secret, nodeId: opts.nodeId, role: 'worker', timeoutMs: 10_000, limits: { maxFrameBytes: 512 * 2 ** 20 },
+    });
+    this.coordinator = conn;
+    this.connections.track(conn, 'coordinator');
+    conn.on('message', (m) => this.enqueue(() => this.onMessage(m, conn)));
+    void conn.closed.then((info) => {
+      if (!this.stopping) void this.stop(`coordinator link closed: ${info.reason}`);
+    });
+    const speed = measureSpeedBytesPerSecond(this.kernels);
+    await conn.send(MessageType.JOIN, {
+      memoryBytes: opts.memoryBytes, speedBytesPerSecond: speed, threads: opts.threads,
+      hasModelFile: opts.modelPath !== undefined, modelSha256: null, hostname: hostname(),
+      peerHost: opts.peerHost, peerPort: this.peerListener.port,
+    });
+    this.machine.transition('Joined', Trigger.Event('coordinator_connected'));
+    opts.logger.info(`joined coordinator ${opts.coordinatorHost}:${opts.coordinatorPort} as ${opts.nodeId} (${(speed / 1e9).toFixed(1)} GB/s, ${opts.threads} thread(s), peer port ${this.peerListener.port})`);
+    const interval = opts.heartbeatIntervalMs ?? 250;
+    this.heartbeatTimer = setInterval(() => {
+      this.coordinator?.send(MessageType.HEARTBEAT, { seq: ++this.heartbeatSeq, sentAtMs: Date.now() }).catch(() => {});
+    }, interval);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Leave gracefully (SIGTERM): tell the coordinator, close links, release the stage. */
+  async stop(reason: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.opts.logger.info(`stopping: ${reason}`);
+    try {
+      await this.coordinator?.send(MessageType.LEAVE, { reason });
+    } catch {
+      // the coordinator may already be gone
+    }
+    await Promise.allSettled([this.coordinator?.close(reason), this.next?.close(reason), this.peerListener?.close(reason)]);
+    this.kernels?.dispose();
+    this.resolveDone(reason);
+  }
+
+  private enqueue(work: () => Promise<void>): void {
+    // One batch at a time, in arrival order: the pipeline's correctness depends on FIFO per stage.
+    this.queue = this.queue.then(work).catch((err: unknown) => this.opts.logger.error(`worker error: ${(err as Error).stack ?? String(err)}`));
+  }
+
+  private async onMessage(m: Message, from: FramedConnection): Promise<void> {
+    switch (m.type) {
+      case MessageType.ASSIGN:
+        return this.onAssign(m.payload);
+      case MessageType.TENSOR_CHUNK:
+        return this.onChunk(m.payload.name, m.payload.offset, m.payload.totalBytes, m.binary);
+      case MessageType.FORWARD:
+        return this.onForward(m.payload, m.binary, from);
+      case MessageType.TRUNCATE:
+        this.stage?.truncate(m.payload.seqId, Math.min(m.payload.fromPosition, this.stage.sequenceLength(m.payload.seqId)));
+        return;
+      case MessageType.SHUTDOWN:
+        await this.stop(`coordinator asked: ${m.payload.reason}`);
+        return;
+      case MessageType.HEARTBEAT:
+        return;
+      default:
+        this.opts.logger.warn(`ignoring unexpected ${MessageType[m.type]} from ${from.describe()}`);
+    }
+  }
+
+  private async onAssign(a: AssignPayload): Promise<void> {
+    const log = this.opts.logger;
+    this.assign = a;
+    this.stage = null;
+    this.partition = createPartitionMachine(`${this.opts.nodeId}:L${a.firstLayer}-${a.lastLayer}`);
+    this.partition.transition('Fetching', Trigger.Command('fetch_initiated'));
+    this.store = new StageTensorStore(a.tensors);
+    const mib = (this.store.totalBytes / 2 ** 20).toFixed(1);
+    log.info(`assigned layers [${a.firstLayer}, ${a.lastLayer})${a.hasEmbedding ? ' + embedding' : ''}${a.hasHead ? ' + head' : ''}: ${a.tensors.length} tensors, ${mib} MiB, source ${a.source}`);
+    if (a.source === 'local-file') {
+      if (!this.opts.modelPath) return this.loadFailed(new Error('assigned local-file loading but this worker has no --model'));
+      const started = performance.now();
+      try {
+        const model = openModel(this.opts.modelPath);
+        this.partition.transition('Validating', Trigger.Event('fetch_complete'));
+        this.store.loadFromFile(model.file, (loaded) => this.progress(loaded));
+        await this.finishLoad(performance.now() - started);
+      } catch (err) {
+        return this.loadFailed(err as Error);
+      }
+    }
+    // 'stream': chunks arrive as TENSOR_CHUNK messages; onChunk finishes the load.
+  }
+
+  private loadStartedMs = 0;
+
+  private async onChunk(name: string, offset: number, totalBytes: number, data: Uint8Array): Promise<void> {
+    if (!this.store || !this.partition) throw new Error('tensor bytes arrived before an assignment');
+    if (this.loadStartedMs === 0) this.loadStartedMs = performance.now();
+    try {
+      this.store.addChunk(name, offset, totalBytes, data);
+    } catch (err) {
+      return this.loadFailed(err as Error);
+    }
+    if (offset + data.byteLength === totalBytes) this.progress(this.store.receivedBytes);
+    if (this.store.complete) {
+      this.partition.transition('Validating', Trigger.Event('fetch_complete'));
+      await this.finishLoad(performance.now() - this.loadStartedMs);
+    }
+  }
+
+  private progress(loadedBytes: number): void {
+    if (!this.assign || !this.store) return;
+    this.coordinator?.send(MessageType.LOAD_PROGRESS, { planId: this.assign.planId, loadedBytes, totalBytes: this.store.totalBytes }).catch(() => {});
+  }
+
+  private async finishLoad(loadMs: number): Promise<void> {
+    const a = this.assign!;
+    const p = this.partition!;
+    p.transition('Loaded', Trigger.Event('validation_passed'), { checksumMatches: true });
+    p.transition('Warming', Trigger.Command('warmup_initiated'));
+    const cfg: LlamaConfig = { ...a.model, contextLength: a.contextTokens };
+    const weights = loadStageWeights(cfg, a, this.store!.source(), a.hasRopeFreqs);
+    this.stage = new Stage(cfg, a, weights, this.kernels!);
+    if (a.nextHop) {
+      this.next = await connect(a.nextHop.host, a.nextHop.port, {
+        secret: this.opts.secret, nodeId: this.opts.nodeId, role: 'worker', timeoutMs: 10_000, limits: { maxFrameBytes: 512 * 2 ** 20 },
+      });
+      this.connections.track(this.next, `next:${a.nextHop.nodeId}`);
+    }
+    p.transition('Ready', Trigger.Event('warmup_complete'));
+    this.machine.transition('Ready', Trigger.Event('partition_loaded'), { partitionsReady: true });
+    await this.coordinator!.send(MessageType.LOADED, {
+      planId: a.planId, firstLayer: a.firstLayer, lastLayer: a.lastLayer, tensorCount: a.tensors.length, loadMs,
+    });
+    this.opts.logger.info(`layers [${a.firstLayer}, ${a.lastLayer}) ready in ${loadMs.toFixed(0)} ms${a.nextHop ? `, next stage ${a.nextHop.nodeId} at ${a.nextHop.host}:${a.nextHop.port}` : ', returning logits to the coordinator'}`);
+  }
+
+  private async loadFailed(err: Error): Promise<void> {
+    const why = err instanceof TensorIntegrityError ? err.message : `loading failed: ${err.message}`;
+    this.opts.logger.error(why);
+    if (this.partition?.canTransition('Unloaded', Trigger.Failure(this.opts.nodeId, why))) {
+      this.partition.transition('Unloaded', Trigger.Failure(this.opts.nodeId, why));
+    }
+    this.store = null;
+    await this.coordinator?.send(MessageType.ERROR, { code: 'load-failed', message: why, batchId: null }).catch(() => {});
+  }
+
+  private async onForward(p: ForwardPayload, binary: Uint8Array, from: FramedConnection): Promise<void> {
+    const stage = this.stage;
+    if (!stage || !this.assign) {
+      await from.send(MessageType.ERROR, { code: 'not-ready', message: `${this.opts.nodeId} has no loaded stage`, batchId: p.batchId }).catch(() => {});
+      return;
+    }
+    if (this.machine.state === 'Ready') this.machine.transition('Computing', Trigger.Event('work_assigned'));
+    if (this.partition?.state === 'Ready') this.partition.transition('InUse', Trigger.Event('assigned'));
+    const started = performance.now();
+    const n = p.seqIds.length;
+    let out;
+    try {
+      out = stage.forward({
+        nTokens: n,
+        seqIds: Int32Array.from(p.seqIds),
+        positions: Int32Array.from(p.positions),
+        tokens: p.input.kind === 'tokens' ? viewTensor(binary, { ...p.input, dtype: 'i32' }) : undefined,
+        hidden: p.input.kind === 'hidden' ? viewTensor(binary, { ...p.input, dtype: 'f32' }) : undefined,
+        logitRows: Int32Array.from(p.logitRows),
+      });
+    } catch (err) {
+      const message = `${this.opts.nodeId} layers [${this.assign.firstLayer}, ${this.assign.lastLayer}): ${(err as Error).message}`;
+      this.opts.logger.warn(`batch ${p.batchId} failed: ${message}`);
+      await this.coordinator?.send(MessageType.ERROR, { code: 'forward-failed', message, batchId: p.batchId }).catch(() => {});
+      return;
+    }
+    const computeMs = performance.now() - started;
+    if (out.hidden) {
+      if (!this.next) throw new Error('a middle stage has no next hop');
+      await this.next.send(MessageType.FORWARD, {
+        batchId: p.batchId, seqIds: p.seqIds, positions: p.positions, logitRows: p.logitRows,
+        input: { kind: 'hidden', dtype: 'f32', shape: [n, stage.cfg.dim] },
+      }, { binary: bytesOf(out.hidden) });
+    } else {
+      const logits = out.logits!;
+      await this.coordinator!.send(MessageType.RESULT, {
+        batchId: p.batchId, computeMs, output: { kind: 'logits', dtype: 'f32', shape: [p.logitRows.length, stage.cfg.vocabSize] },
+      }, { binary: bytesOf(logits) });
+    }
+  }
+}
