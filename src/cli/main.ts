@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT_ERROR, reportError } from './errors.js';
 import { defaultThreads, registerGenerate, runGenerate } from './generate.js';
 import { ensureSyntheticModel, registerModel } from './synth.js';
+import { registerCoordinator, registerWorker } from './cluster.js';
 
 function registerDemo(program: Command): void {
   program
@@ -29,6 +30,8 @@ export async function main(argv: string[]): Promise<void> {
   registerGenerate(program);
   registerModel(program);
   registerDemo(program);
+  registerWorker(program);
+  registerCoordinator(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

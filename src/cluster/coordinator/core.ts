@@ -68,6 +68,8 @@ export interface CoreOptions {
   /** Workers to wait for before planning. */
   readonly expectedWorkers: number;
   readonly modelShape: ModelShape;
+  /** Logits rows are this long. */
+  readonly vocabSize: number;
   readonly planOptions?: PlanOptions;
   readonly scheduler: Omit<SchedulerConfig, 'maxInFlight'> & { readonly maxInFlight?: number };
   /** A worker with no heartbeat for this long becomes Suspect. */
@@ -355,23 +357,13 @@ export class CoordinatorCore {
     }
     let events: TaskEvent[];
     try {
-      events = this.scheduler.complete(batchId, logits, this.opts.modelShape && this.vocabSize(logits, batchId));
+      events = this.scheduler.complete(batchId, logits, this.opts.vocabSize);
     } catch (err) {
       this.log('error', `bad result for batch ${batchId}: ${(err as Error).message}`);
       events = this.scheduler.failBatch(batchId);
     }
     this.applyTaskEvents(events);
     this.pump();
-  }
-
-  private vocabSizeValue = 0;
-  /** The vocabulary size, learned from the model shape the shell gives (set via setVocabSize). */
-  private vocabSize(_logits: Float32Array, _batchId: number): number {
-    return this.vocabSizeValue;
-  }
-
-  setVocabSize(n: number): void {
-    this.vocabSizeValue = n;
   }
 
   /** Send micro-batches while slots are free. */
