@@ -1,4 +1,4 @@
-import { createConnectionMachine, Trigger, type ConnectionMachine } from '../state/index.js';
+import { createConnectionMachine, Trigger, type ConnectionMachine, type MachineRegistry } from '../state/index.js';
 import type { ConnectionState as LinkState, FramedConnection } from '../transport/connection.js';
 import type { Logger } from './log.js';
 
@@ -9,7 +9,7 @@ import type { Logger } from './log.js';
 export class ConnectionTracker {
   readonly machines = new Map<string, ConnectionMachine>();
 
-  constructor(private readonly logger: Logger) {}
+  constructor(private readonly logger: Logger, private readonly registry?: MachineRegistry) {}
 
   track(conn: FramedConnection, name: string): ConnectionMachine {
     let m = this.machines.get(name);
@@ -18,6 +18,7 @@ export class ConnectionTracker {
       else {
         m = createConnectionMachine(name);
         this.machines.set(name, m);
+        this.registry?.add(m);
       }
     }
     const machine = m;

@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { ConnectionClosedError, ProtocolError, TimeoutError } from './errors.js';
 import { DEFAULT_FRAME_LIMITS, FrameDecoder, encodeFrameParts, type FrameLimits, type FrameToEncode } from './frame.js';
 import { MessageType, messageTypeName } from './message-types.js';
-import { decodeMessage, encodeMessage, type EncodeOptions, type Message, type MessagePayloads, type NodeRole } from './messages.js';
+import { decodeMessage, encodeMessage, type EncodeOptions, type Message, type MessagePayloads, type NodeRole, type HeartbeatPayload } from './messages.js';
 
 export type ConnectionState = 'handshaking' | 'established' | 'active' | 'idle' | 'closing' | 'closed';
 
@@ -38,6 +38,8 @@ export interface CloseInfo {
 export interface ConnectionEvents {
   stateChange: [to: ConnectionState, from: ConnectionState];
   message: [message: Message];
+  /** A keepalive arrived (they are not delivered as messages). */
+  heartbeat: [payload: HeartbeatPayload];
   close: [info: CloseInfo];
   /** Only emitted when someone listens: a failed link must not crash the process. The same error is in CloseInfo. */
   error: [error: Error];
@@ -322,7 +324,11 @@ export class FramedConnection extends EventEmitter<ConnectionEvents> {
         this.protocolFailure(err as Error);
         return;
       }
-      if (message.type === MessageType.HEARTBEAT) continue;
+      if (message.type === MessageType.HEARTBEAT) {
+        // Keepalives stay out of the message stream, but liveness tracking (the failure detector) needs them.
+        this.emit('heartbeat', message.payload as HeartbeatPayload);
+        continue;
+      }
       if (!isHandshakeType(message.type)) this.touch();
       this.deliver(message);
     }

@@ -76,7 +76,7 @@ export class CoordinatorNode implements InferenceService {
         eogIds: new Set(this.catalog.tokenizer.eotIds),
       },
     });
-    this.connections = new ConnectionTracker(opts.logger);
+    this.connections = new ConnectionTracker(opts.logger, this.core.registry);
     for (const m of [this.core.system, this.core.coordinator]) {
       m.onTransition((e) => this.logger.info(`${e.kind} ${e.machineId}: ${e.from} → ${e.to} (${e.record.trigger.kind})`));
     }
@@ -180,6 +180,7 @@ export class CoordinatorNode implements InferenceService {
     }
     this.links.set(nodeId, conn);
     this.connections.track(conn, `worker:${nodeId}`);
+    conn.on('heartbeat', () => this.apply({ type: 'heartbeat', nodeId }));
     conn.on('message', (m) => {
       try {
         this.onMessage(nodeId, m);

@@ -1,0 +1,131 @@
+/**
+ * The cluster on real processes and real sockets: workers are `node bin/butterfly.js worker` children joined over
+ * loopback TCP. Requires the build (npm test builds first).
+ */
+import { execFile } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedCluster, type EmbeddedCluster } from '../src/cluster/embedded.js';
+import { silentLogger, type Logger } from '../src/cluster/log.js';
+import type { TaskInput } from '../src/cluster/scheduler.js';
+import { connect } from '../src/transport/endpoints.js';
+import { ModelDir, SHAPES } from './helpers/models.js';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', 'bin', 'butterfly.js');
+const COMMAND = [process.execPath, BIN];
+const models = new ModelDir();
+afterAll(() => models.cleanup());
+
+interface GenJson {
+  tokens: number[];
+  text: string;
+}
+
+async function generateCli(model: string, extra: string[]): Promise<GenJson> {
+  const { stdout } = await run(process.execPath, [BIN, 'generate', '--model', model, '--json', '--threads', '2', ...extra], { timeout: 60_000 });
+  return JSON.parse(stdout) as GenJson;
+}
+
+describe('generate --workers N on real processes', () => {
+  for (const [name, extra] of [
+    ['greedy', ['--temperature', '0']],
+    ['seeded sampling', ['--temperature', '0.9', '--seed', '1234', '--top-k', '50', '--repeat-penalty', '1.1']],
+  ] as const) {
+    it(`1, 2, 3, 4 workers give the same tokens as one process (${name})`, async () => {
+      const model = models.model('cluster', { ...SHAPES.tiny, nLayers: 4 }, 'q8_0');
+      const args = ['--prompt', 'The quick brown fox', '--max-tokens', '24', '--ignore-eos', ...extra];
+      const alone = await generateCli(model, args);
+      expect(alone.tokens.length).toBe(24);
+      for (const n of [1, 2, 3, 4]) {
+        const split = await generateCli(model, [...args, '--workers', String(n)]);
+        expect(split.tokens, `${n} workers`).toEqual(alone.tokens);
+        expect(split.text).toBe(alone.text);
+      }
+    });
+  }
+});
+
+describe('an embedded cluster serving concurrent requests', () => {
+  let cluster: EmbeddedCluster;
+  const warnings: string[] = [];
+  const logger: Logger = { info: () => {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
+  let model: string;
+
+  beforeAll(async () => {
+    model = models.model('served', { ...SHAPES.tiny, nLayers: 4 }, 'f32');
+    cluster = await startEmbeddedCluster({ modelPath: model, workers: 3, command: COMMAND, logger, workerLogs: false, threadsPerWorker: 1, streamWeights: true });
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop('test done');
+  });
+
+  function complete(input: Omit<TaskInput, 'taskId'>): Promise<{ tokens: number[]; reason: string }> {
+    return new Promise((resolve) => {
+      const tokens: number[] = [];
+      cluster.coordinator.submit(input, { onToken: (t) => tokens.push(t), onFinish: (reason) => resolve({ tokens, reason }) });
+    });
+  }
+
+  const task = (i: number): Omit<TaskInput, 'taskId'> => ({
+    promptIds: Array.from({ length: 3 + ((i * 7) % 30) }, (_, k) => 1 + ((k * 31 + i * 17) % 500)),
+    maxTokens: 10 + (i % 5),
+    topLogprobs: 0,
+    ignoreEos: true,
+    sampler: { temperature: i % 2 === 0 ? 0 : 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, repeatLastN: 64, seed: i },
+  });
+
+  it('8 concurrent requests each give exactly what they give alone (weights streamed to workers)', async () => {
+    const alone: number[][] = [];
+    for (let i = 0; i < 8; i++) alone.push((await complete(task(i))).tokens);
+    const together = await Promise.all(Array.from({ length: 8 }, (_, i) => complete(task(i))));
+    for (let i = 0; i < 8; i++) {
+      expect(together[i]!.reason).toBe('length');
+      expect(together[i]!.tokens, `request ${i}`).toEqual(alone[i]);
+    }
+    // And the same as a single process.
+    const single = await generateCli(model, ['--prompt-ids', task(0).promptIds.join(','), '--max-tokens', String(task(0).maxTokens), '--temperature', '0', '--ignore-eos']);
+    expect(single.tokens).toEqual(alone[0]);
+  });
+
+  it('refuses a worker with the wrong secret, logs it, and keeps serving', async () => {
+    const { port } = cluster.coordinator.address;
+    await expect(connect('127.0.0.1', port, { secret: 'not-the-secret', nodeId: 'intruder', role: 'worker', timeoutMs: 3000 })).rejects.toThrow(/secret|refused|proof/i);
+    expect(warnings.some((w) => /intruder|secret/i.test(w))).toBe(true);
+    const r = await complete(task(3));
+    expect(r.reason).toBe('length');
+  });
+
+  it('survives a malformed frame on its worker port and keeps serving', async () => {
+    const { port } = cluster.coordinator.address;
+    await new Promise<void>((resolve) => {
+      const s = netConnect(port, '127.0.0.1', () => {
+        s.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n' + 'garbage'.repeat(100)));
+      });
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+      setTimeout(() => s.destroy(), 2000);
+    });
+    const r = await complete(task(5));
+    expect(r.reason).toBe('length');
+    expect(r.tokens.length).toBe(task(5).maxTokens);
+  });
+
+  it('rejects a prompt over the context without disturbing others', async () => {
+    expect(() => cluster.coordinator.submit({ ...task(1), promptIds: new Array(SHAPES.tiny.contextLength).fill(5) }, { onToken: () => {}, onFinish: () => {} })).toThrow(/context/);
+    const r = await complete(task(2));
+    expect(r.reason).toBe('length');
+  });
+
+  it('exposes every state machine', () => {
+    const state = cluster.coordinator.stateJSON() as { machines: { machines?: Array<{ kind: string }> } | Array<{ kind: string }> };
+    const text = JSON.stringify(state);
+    for (const kind of ['System', 'Coordinator', 'Worker', 'Partition', 'Connection']) expect(text).toContain(`"kind":"${kind}"`);
+    // Heartbeats keep every worker operational, so no invariant is violated on a healthy cluster.
+    const inv = (state as unknown as { invariants: { active: unknown[] } }).invariants;
+    expect(inv.active).toEqual([]);
+    expect(text).not.toContain('"state":"Suspect"');
+  });
+});
