@@ -129,3 +129,29 @@ describe('an embedded cluster serving concurrent requests', () => {
     expect(text).not.toContain('"state":"Suspect"');
   });
 });
+
+describe('a worker whose model copy differs from the coordinator\'s', () => {
+  it('is refused at load with a clear message naming the tensor; the coordinator reports why', async () => {
+    const { spawn } = await import('node:child_process');
+    const { CoordinatorNode } = await import('../src/cluster/coordinator/coordinator-node.js');
+    const coordModel = models.model('mismatch', SHAPES.tiny, 'f32', { seed: 1 });
+    const workerModel = models.model('mismatch', SHAPES.tiny, 'f32', { seed: 2 });
+    const lines: string[] = [];
+    const logger: Logger = { info: () => {}, warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+    const node = new CoordinatorNode({ modelPath: coordModel, host: '127.0.0.1', port: 0, secret: 's3cret', expectedWorkers: 1, logger });
+    await node.start();
+    const child = spawn(process.execPath, [BIN, 'worker', '--join', `127.0.0.1:${node.address.port}`, '--model', workerModel, '--node-id', 'w-bad', '--threads', '1'], {
+      env: { ...process.env, BUTTERFLY_SECRET: 's3cret' }, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let workerLog = '';
+    child.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
+    try {
+      await expect(node.ready()).rejects.toThrow(/w-bad could not load.*checksum/);
+      expect(workerLog).toMatch(/tensor '[^']+' fails its checksum/);
+      expect(lines.some((l) => /load-failed/.test(l))).toBe(true);
+    } finally {
+      await node.stop('test done');
+      child.kill('SIGTERM');
+    }
+  });
+});
