@@ -93,3 +93,48 @@ export function registerCoordinator(program: Command): void {
       });
     });
 }
+
+export interface ServeOptions {
+  model: string;
+  workers: number;
+  port: number;
+  host: string;
+  threads?: number;
+  streamWeights: boolean;
+}
+
+/** Embedded mode: coordinator + N local worker processes + the HTTP API, until SIGINT/SIGTERM. */
+export async function runServe(o: ServeOptions): Promise<void> {
+  const logger = createLogger('coordinator');
+  const { startEmbeddedCluster } = await import('../cluster/embedded.js');
+  const { startApiServer } = await import('../api/server.js');
+  const started = performance.now();
+  logger.info(`starting ${o.workers} worker process(es) for ${o.model}`);
+  const cluster = await startEmbeddedCluster({
+    modelPath: o.model, workers: o.workers, command: [process.execPath, process.argv[1]!], logger,
+    threadsPerWorker: o.threads, streamWeights: o.streamWeights,
+  });
+  const api = await startApiServer(cluster.coordinator, { host: o.host, port: o.port, logger });
+  logger.info(`ready in ${((performance.now() - started) / 1000).toFixed(1)} s — OpenAI-compatible API at ${api.url}/v1 (try: curl ${api.url}/v1/completions -H 'content-type: application/json' -d '{"prompt":"Hello","max_tokens":16}')`);
+  logger.info(`cluster state at ${api.url}/api/v1/state; \`butterfly status --url ${api.url}\` prints it; Ctrl-C stops`);
+  onShutdownSignal(async (sig) => {
+    logger.info(`received ${sig}: draining and stopping workers`);
+    await api.close();
+    await cluster.stop(`serve received ${sig}`);
+  });
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run a coordinator with N local worker processes and serve the HTTP API (embedded mode)')
+    .requiredOption('-m, --model <file>', 'GGUF model file')
+    .option('--workers <n>', 'local worker processes (pipeline stages)', intArg('--workers', 1, 64), 2)
+    .option('--port <port>', 'HTTP port', intArg('--port', 0, 65535), 8080)
+    .option('--host <host>', 'HTTP address', '127.0.0.1')
+    .option('-t, --threads <n>', 'threads per worker (default: cores ÷ workers)', intArg('--threads', 1, 256))
+    .option('--stream-weights', 'workers receive their tensors over the wire instead of reading the file', false)
+    .action(async (o: ServeOptions) => {
+      await runServe(o);
+    });
+}

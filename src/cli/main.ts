@@ -1,21 +1,19 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_ERROR, reportError } from './errors.js';
-import { defaultThreads, registerGenerate, runGenerate } from './generate.js';
+import { registerGenerate } from './generate.js';
 import { ensureSyntheticModel, registerModel } from './synth.js';
-import { registerCoordinator, registerWorker } from './cluster.js';
+import { registerCoordinator, registerServe, registerWorker, runServe } from './cluster.js';
 
 function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('synthesize the demo model if missing and generate from it (what `npm start` runs)')
-    .option('--prompt <text>', 'prompt', 'Once upon a time')
-    .action(async (opts: { prompt: string }) => {
+    .description('what `npm start` runs: synthesize the demo model if missing, then serve it with 2 local workers')
+    .option('--port <port>', 'HTTP port', '8080')
+    .option('--workers <n>', 'local worker processes', '2')
+    .action(async (opts: { port: string; workers: string }) => {
       const model = ensureSyntheticModel('small', 'q8_0');
-      process.stderr.write(`model: ${model}\n`);
-      await runGenerate({
-        model, prompt: opts.prompt, maxTokens: 64, temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05,
-        repeatPenalty: 1.1, seed: 42, threads: defaultThreads(), topLogprobs: 0, ignoreEos: false, json: false,
-      });
+      process.stderr.write(`demo model: ${model} (seeded synthetic weights: the text is gibberish, but every bit is reproducible)\n`);
+      await runServe({ model, workers: Number(opts.workers), port: Number(opts.port), host: '127.0.0.1', streamWeights: false });
     });
 }
 
@@ -30,6 +28,7 @@ export async function main(argv: string[]): Promise<void> {
   registerGenerate(program);
   registerModel(program);
   registerDemo(program);
+  registerServe(program);
   registerWorker(program);
   registerCoordinator(program);
   try {
