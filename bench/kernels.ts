@@ -2,7 +2,7 @@
  * Matrix-product speed of the kernels: native (1 and 2 threads) against TypeScript, per weight type, on the
  * matrix shapes of a 125M-parameter Llama (dim 768, ff 2048, vocab 32000).
  *
- *   npm run build && node dist/bench/kernels.js [--types F32,Q8_0] [--shapes 2048x768,32000x768] [--tok 1,16,128]
+ *   npm run build && node dist/bench/kernels.js [--types F32,Q8_0] [--shapes 768x768,2048x768,32000x768] [--tok 1,16,128]
  *                                                [--ms 300] [--full]
  *
  * nTok = 1 is a decode step (bandwidth-bound: reported as GB/s of weights read); nTok > 1 is prefill / batched
@@ -85,7 +85,7 @@ function main(): void {
     return;
   }
   const types = arg('types', Object.keys(TYPES).join(',')).split(',');
-  const shapes = arg('shapes', '2048x768,32000x768').split(',').map((s) => s.split('x').map(Number) as [number, number]);
+  const shapes = arg('shapes', '768x768,2048x768,32000x768').split(',').map((s) => s.split('x').map(Number) as [number, number]);
   const toks = arg('tok', '1,16,128').split(',').map(Number);
   const budgetMs = Number(arg('ms', '300'));
   const full = process.argv.includes('--full');

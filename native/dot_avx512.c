@@ -12,11 +12,24 @@
 #define AI static inline __attribute__((always_inline))
 #define MAX_TOK BF_TOK_GROUP
 
-/* ---------------- Q8_0 / Q4_0: 8 blocks per step, two blocks per __m512 ---------------- */
+/* The 8 block lanes live in a __m256 (lane l = blocks ≡ l mod 8); a masked add updates one lane with exactly
+ * acc[l] + v. Keeping them in a register avoids a store-forwarding stall per row (rows are only a few blocks). */
+AI __m256 add_lane(__m256 acc, int lane, float v) {
+  return _mm256_mask_add_ps(acc, (__mmask8)(1u << lane), acc, _mm256_set1_ps(v));
+}
+
+/* bf_fold8 on a register: l += l+4, l += l+2, then lane 0 + lane 1 */
+AI float fold8_m256(__m256 v) {
+  const __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 a2 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
+  return _mm_cvtss_f32(_mm_add_ss(a2, _mm_movehdup_ps(a2)));
+}
+
+/* ---------------- Q8_0 / Q4_0: 8 blocks per step ---------------- */
 
 /*
  * Per-block int32 sums of 8 blocks from 4 vectors z_p = [block 2p: 8 partial lanes | block 2p+1: 8 lanes].
- * Integer adds, so the order is free; the result's lanes are blocks 0,2,4,6,1,3,5,7 (BLOCK_ORDER), which saves
+ * Integer adds, so the order is free; the result's lanes are blocks 0,2,4,6,1,3,5,7, which saves
  * a final shuffle: the scales are put in the same order instead.
  */
 AI __m256i block_sums8(__m512i z0, __m512i z1, __m512i z2, __m512i z3) {
@@ -26,9 +39,8 @@ AI __m256i block_sums8(__m512i z0, __m512i z1, __m512i z2, __m512i z3) {
   const __m512i d = _mm512_add_epi32(c, _mm512_shuffle_i32x4(c, c, _MM_SHUFFLE(2, 3, 0, 1)));
   return _mm512_castsi512_si256(_mm512_shuffle_i32x4(d, d, _MM_SHUFFLE(0, 0, 2, 0)));
 }
-static const int BLOCK_ORDER[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
-/* the 8 F16 block scales of a group, in BLOCK_ORDER */
+/* the 8 F16 block scales of a group, in the lane order of block_sums8 (0,2,4,6,1,3,5,7) */
 AI __m256 weight_scales8(const uint8_t *blk, size_t stride) {
   const __m128i h = _mm_setr_epi16((short)bf_load_u16(blk), (short)bf_load_u16(blk + 2 * stride),
                                    (short)bf_load_u16(blk + 4 * stride), (short)bf_load_u16(blk + 6 * stride),
@@ -45,73 +57,117 @@ AI void q8_0_pair(const uint8_t *blk, __m512i *wabs, __mmask64 *neg) {
   *neg = _mm512_movepi8_mask(w);
 }
 
-/* Q4_0 nibbles of blocks 2p, 2p+1 as [lo 2p | hi 2p | lo 2p+1 | hi 2p+1], matching 64 contiguous x bytes */
-AI __m512i q4_0_pair(const uint8_t *blk) {
-  const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 2))),
-                                            _mm_loadu_si128((const __m128i *)(blk + Q4_0_BYTES + 2)), 1);
-  const __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1),
-                                     _mm512_set1_epi8(0x0f));
-  return _mm512_shuffle_i32x4(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-}
-
-AI void q8_family(const uint8_t *w, const bf_act_row *a, int nt, int cols, int is_q4, float *out) {
-  const size_t bytes = is_q4 ? Q4_0_BYTES : Q8_0_BYTES;
+AI void q8_0_x512(const uint8_t *w, const bf_act_row *a, int nt, int cols, float *out) {
   const int nb = cols / BF_QK, nb8 = nb - nb % 8;
   const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   __m256 acc[MAX_TOK];
   for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
   for (int b = 0; b < nb8; b += 8) {
-    const uint8_t *blk = w + (size_t)b * bytes;
-    __m512i wv[4];
+    const uint8_t *blk = w + (size_t)b * Q8_0_BYTES;
+    __m512i wabs[4];
     __mmask64 neg[4];
-    for (int p = 0; p < 4; p++) {
-      if (is_q4) wv[p] = q4_0_pair(blk + 2 * p * bytes);
-      else q8_0_pair(blk + 2 * p * bytes, &wv[p], &neg[p]);
-    }
-    const __m256 dw = weight_scales8(blk, bytes);
+    for (int p = 0; p < 4; p++) q8_0_pair(blk + 2 * p * Q8_0_BYTES, &wabs[p], &neg[p]);
+    const __m256 dw = weight_scales8(blk, Q8_0_BYTES);
     for (int t = 0; t < nt; t++) {
       const int8_t *xq = a[t].q + b * BF_QK;
       __m512i z[4];
       for (int p = 0; p < 4; p++) {
         const __m512i x = _mm512_loadu_si512((const void *)(xq + 64 * p));
-        const __m512i xs = is_q4 ? x : _mm512_mask_sub_epi8(x, neg[p], _mm512_setzero_si512(), x);
-        z[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[p], xs);
+        const __m512i xs = _mm512_mask_sub_epi8(x, neg[p], _mm512_setzero_si512(), x);
+        z[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs[p], xs);
       }
-      __m256i isum = block_sums8(z[0], z[1], z[2], z[3]);
-      if (is_q4) {
-        const __m256i xs = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(a[t].sums + b)), order);
-        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(xs, 3));
-      }
+      const __m256i isum = block_sums8(z[0], z[1], z[2], z[3]);
       const __m256 dx = _mm256_permutevar8x32_ps(_mm256_loadu_ps(a[t].d + b), order);
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum)));
     }
   }
+  /* lane i of acc holds block lane order[i]; this puts lane l back at position l */
+  const __m256i unorder = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int t = 0; t < nt; t++) {
-    float tmp[8], lanes[8];
-    _mm256_storeu_ps(tmp, acc[t]);
-    for (int i = 0; i < 8; i++) lanes[BLOCK_ORDER[i]] = tmp[i];
+    __m256 lanes = _mm256_permutevar8x32_ps(acc[t], unorder);
     for (int b = nb8; b < nb; b++) {
-      const uint8_t *blk = w + (size_t)b * bytes;
-      const int32_t isum = is_q4 ? isum_q4_0(blk, a[t].q + b * BF_QK, a[t].sums[b]) : isum_q8_0(blk, a[t].q + b * BF_QK);
-      lanes[b % 8] = lanes[b % 8] + bf_scale_int(bf_load_f16(blk) * a[t].d[b], isum);
+      const uint8_t *blk = w + (size_t)b * Q8_0_BYTES;
+      lanes = add_lane(lanes, b % 8, bf_scale_int(bf_load_f16(blk) * a[t].d[b], isum_q8_0(blk, a[t].q + b * BF_QK)));
     }
-    out[t] = bf_fold8(lanes);
+    out[t] = fold8_m256(lanes);
   }
 }
 
-static float dot_q8_0(const uint8_t *w, const bf_act_row *a, int cols) { float r; q8_family(w, a, 1, cols, 0, &r); return r; }
-static float dot_q4_0(const uint8_t *w, const bf_act_row *a, int cols) { float r; q8_family(w, a, 1, cols, 1, &r); return r; }
-static void dot4_q8_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q8_family(w, a, 4, cols, 0, out); }
-static void dot4_q4_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q8_family(w, a, 4, cols, 1, out); }
+/* [Σ z0, Σ z1, Σ z2, Σ z3] of four 4-lane vectors (integer adds: exact in any order) */
+AI __m128i sums4(__m128i z0, __m128i z1, __m128i z2, __m128i z3) {
+  const __m128i a01 = _mm_add_epi32(_mm_unpacklo_epi32(z0, z1), _mm_unpackhi_epi32(z0, z1));
+  const __m128i a23 = _mm_add_epi32(_mm_unpacklo_epi32(z2, z3), _mm_unpackhi_epi32(z2, z3));
+  return _mm_add_epi32(_mm_unpacklo_epi64(a01, a23), _mm_unpackhi_epi64(a01, a23));
+}
+
+/*
+ * Q4_0 with 128-bit integer work: a block's 16 bytes split into low and high nibbles without crossing lanes, and
+ * the per-block sums come out in natural order. On Zen 4, whose 512-bit shuffles cost two slots, this beats
+ * packing two blocks per __m512.
+ */
+AI void q4_0_x128(const uint8_t *w, const bf_act_row *a, int nt, int cols, float *out) {
+  const int nb = cols / BF_QK, nb8 = nb - nb % 8;
+  const __m128i m4 = _mm_set1_epi8(0x0f);
+  __m256 acc[MAX_TOK];
+  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+  for (int b = 0; b < nb8; b += 8) {
+    const uint8_t *blk = w + (size_t)b * Q4_0_BYTES;
+    __m128i lo[8], hi[8];
+    for (int k = 0; k < 8; k++) {
+      const __m128i q = _mm_loadu_si128((const __m128i *)(blk + k * Q4_0_BYTES + 2));
+      lo[k] = _mm_and_si128(q, m4);
+      hi[k] = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+    }
+    const __m128i h = _mm_setr_epi16((short)bf_load_u16(blk), (short)bf_load_u16(blk + Q4_0_BYTES),
+                                     (short)bf_load_u16(blk + 2 * Q4_0_BYTES), (short)bf_load_u16(blk + 3 * Q4_0_BYTES),
+                                     (short)bf_load_u16(blk + 4 * Q4_0_BYTES), (short)bf_load_u16(blk + 5 * Q4_0_BYTES),
+                                     (short)bf_load_u16(blk + 6 * Q4_0_BYTES), (short)bf_load_u16(blk + 7 * Q4_0_BYTES));
+    const __m256 dw = _mm256_cvtph_ps(h);
+    for (int t = 0; t < nt; t++) {
+      const int8_t *xq = a[t].q + b * BF_QK;
+      __m128i z[8];
+      for (int k = 0; k < 8; k++) {
+        const __m128i x0 = _mm_loadu_si128((const __m128i *)(xq + 32 * k));
+        const __m128i x1 = _mm_loadu_si128((const __m128i *)(xq + 32 * k + 16));
+        z[k] = _mm_dpbusd_epi32(_mm_dpbusd_epi32(_mm_setzero_si128(), lo[k], x0), hi[k], x1);
+      }
+      __m256i isum = _mm256_setr_m128i(sums4(z[0], z[1], z[2], z[3]), sums4(z[4], z[5], z[6], z[7]));
+      isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(a[t].sums + b)), 3));
+      const __m256 dx = _mm256_loadu_ps(a[t].d + b);
+      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum)));
+    }
+  }
+  for (int t = 0; t < nt; t++) {
+    __m256 lanes = acc[t];
+    for (int b = nb8; b < nb; b++) {
+      const uint8_t *blk = w + (size_t)b * Q4_0_BYTES;
+      lanes = add_lane(lanes, b % 8, bf_scale_int(bf_load_f16(blk) * a[t].d[b], isum_q4_0(blk, a[t].q + b * BF_QK, a[t].sums[b])));
+    }
+    out[t] = fold8_m256(lanes);
+  }
+}
+
+static float dot_q8_0(const uint8_t *w, const bf_act_row *a, int cols) { float r; q8_0_x512(w, a, 1, cols, &r); return r; }
+static float dot_q4_0(const uint8_t *w, const bf_act_row *a, int cols) { float r; q4_0_x128(w, a, 1, cols, &r); return r; }
+static void dot4_q8_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q8_0_x512(w, a, 4, cols, out); }
+static void dot4_q4_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q4_0_x128(w, a, 4, cols, out); }
 
 /* ---------------- K-quants: one super-block of 256 per step ---------------- */
 
-/* int16 index vector [j ×16, j+1 ×16] (Q4_K/Q5_K chunk scales) or [j ×8, j+1 ×8, j+2 ×8, j+3 ×8] (Q6_K) */
-AI __m512i repeat_idx16(int first, int run) {
-  int16_t idx[32];
-  for (int i = 0; i < 32; i++) idx[i] = (int16_t)(first + i / run);
-  return _mm512_loadu_si512((const void *)idx);
-}
+/* vpermw indexes: [2i ×16, 2i+1 ×16] picks chunk i's two Q4_K/Q5_K sub-block scales; [j ×8 … j+3 ×8] Q6_K's four */
+#define RUN16(j) j, j, j, j, j, j, j, j, j, j, j, j, j, j, j, j
+#define RUN8(j) j, j, j, j, j, j, j, j
+static const int16_t K4_SCALE_IDX[4][32] = {
+    {RUN16(0), RUN16(1)}, {RUN16(2), RUN16(3)}, {RUN16(4), RUN16(5)}, {RUN16(6), RUN16(7)}};
+static const int16_t Q6_SCALE_IDX[4][32] = {{RUN8(0), RUN8(1), RUN8(2), RUN8(3)},
+                                            {RUN8(4), RUN8(5), RUN8(6), RUN8(7)},
+                                            {RUN8(8), RUN8(9), RUN8(10), RUN8(11)},
+                                            {RUN8(12), RUN8(13), RUN8(14), RUN8(15)}};
+AI __m512i load_idx(const int16_t *idx) { return _mm512_loadu_si512((const void *)idx); }
+
+/* Σ of a·b over 16 int32 lanes, where each lane of a is an int16 in its low half with a zero high half and each
+ * lane of b fits in int16 (sign-extended): madd_epi16 gives exactly a·b per lane, cheaper than mullo_epi32. */
+AI int32_t dot16_small(__m512i a_lowhalf, __m512i b) { return _mm512_reduce_add_epi32(_mm512_madd_epi16(a_lowhalf, b)); }
 
 /* Q4_K / Q5_K quants of chunk i (sub-blocks 2i, 2i+1) as 64 bytes matching x[64i .. 64i+64) */
 AI __m512i k4_chunk(const uint8_t *qs, int i, int has_high, __m512i qh2) {
@@ -126,10 +182,11 @@ AI __m512i k4_chunk(const uint8_t *qs, int i, int has_high, __m512i qh2) {
   return z;
 }
 
-AI void k4_family(const uint8_t *w, const bf_act_row *a, int nt, int cols, int has_high, float *out) {
+AI void k4_x512(const uint8_t *w, const bf_act_row *a, int nt, int cols, int has_high, float *out) {
   const size_t bytes = has_high ? Q5_K_BYTES : Q4_K_BYTES;
   const int nb = cols / BF_QK_K;
-  float lanes[MAX_TOK][8] = {{0}};
+  __m256 lanes[MAX_TOK];
+  for (int t = 0; t < nt; t++) lanes[t] = _mm256_setzero_ps();
   const __m512i pair_idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   for (int b = 0; b < nb; b++) {
     const uint8_t *blk = w + (size_t)b * bytes;
@@ -141,6 +198,7 @@ AI void k4_family(const uint8_t *w, const bf_act_row *a, int nt, int cols, int h
     const __m512i sc16 = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_cvtsi64_si128((long long)sc8)));
     /* mins as 16 int32 [m0, m0, m1, m1, …]: each min covers two 16-element bsums */
     const __m512i m32 = _mm512_permutexvar_epi32(pair_idx, _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m8)));
+    const float dw = bf_load_f16(blk), dmin = bf_load_f16(blk + 2);
     const uint8_t *qs = blk + (has_high ? 48 : 16);
     __m512i qh2 = _mm512_setzero_si512();
     if (has_high) {
@@ -150,39 +208,93 @@ AI void k4_family(const uint8_t *w, const bf_act_row *a, int nt, int cols, int h
     __m512i q[4], s[4];
     for (int i = 0; i < 4; i++) {
       q[i] = k4_chunk(qs, i, has_high, qh2);
-      s[i] = _mm512_permutexvar_epi16(repeat_idx16(2 * i, 16), sc16);
+      s[i] = _mm512_permutexvar_epi16(load_idx(K4_SCALE_IDX[i]), sc16);
     }
     for (int t = 0; t < nt; t++) {
       const int8_t *xq = a[t].q + b * BF_QK_K;
-      __m512i acc = _mm512_setzero_si512();
+      /* two accumulators halve the dependency chain (integer sums: any order is exact) */
+      __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
       for (int i = 0; i < 4; i++) {
         /* q ≤ 31, |x| ≤ 127: the int16 pair sums of maddubs cannot saturate */
         const __m512i p = _mm512_maddubs_epi16(q[i], _mm512_loadu_si512((const void *)(xq + 64 * i)));
-        acc = _mm512_dpwssd_epi32(acc, p, s[i]);
+        acc[i & 1] = _mm512_dpwssd_epi32(acc[i & 1], p, s[i]);
       }
-      const int32_t sumi = _mm512_reduce_add_epi32(acc);
-      const int32_t summins =
-          _mm512_reduce_add_epi32(_mm512_mullo_epi32(m32, _mm512_loadu_si512((const void *)(a[t].sums + b * 16))));
-      lanes[t][b % 8] = lanes[t][b % 8] + k4_value(blk, a[t].d[b], sumi, summins);
+      const int32_t sumi = _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]));
+      const int32_t summins = dot16_small(m32, _mm512_loadu_si512((const void *)(a[t].sums + b * 16)));
+      const float dx = a[t].d[b];
+      lanes[t] = add_lane(lanes[t], b % 8, bf_scale_int(dw * dx, sumi) - bf_scale_int(dmin * dx, summins));
     }
   }
-  for (int t = 0; t < nt; t++) out[t] = bf_fold8(lanes[t]);
+  for (int t = 0; t < nt; t++) out[t] = fold8_m256(lanes[t]);
 }
 
-static float dot_q4_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; k4_family(w, a, 1, cols, 0, &r); return r; }
-static float dot_q5_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; k4_family(w, a, 1, cols, 1, &r); return r; }
-static void dot4_q4_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { k4_family(w, a, 4, cols, 0, out); }
-static void dot4_q5_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { k4_family(w, a, 4, cols, 1, out); }
+/*
+ * Q4_K / Q5_K with 256-bit integer work (measured ~10% faster than k4_x512 for one token on Zen 4, slower for
+ * four, so each form serves the case it wins): each 32-byte chunk of quants splits into the two sub-blocks' nibbles
+ * in place (no lane-crossing inserts), and each sub-block's scale is a plain broadcast.
+ */
+AI void k4_x256(const uint8_t *w, const bf_act_row *a, int nt, int cols, int has_high, float *out) {
+  const size_t bytes = has_high ? Q5_K_BYTES : Q4_K_BYTES;
+  const int nb = cols / BF_QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+  __m256 lanes[MAX_TOK];
+  for (int t = 0; t < nt; t++) lanes[t] = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *blk = w + (size_t)b * bytes;
+    uint8_t sc[8], m[8];
+    k4_scales(blk + 4, sc, m);
+    const float dw = bf_load_f16(blk), dmin = bf_load_f16(blk + 2);
+    const uint8_t *qs = blk + (has_high ? 48 : 16);
+    const __m256i qh = has_high ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+    __m256i q[8];
+    for (int i = 0; i < 4; i++) {
+      const __m256i y = _mm256_loadu_si256((const __m256i *)(qs + 32 * i));
+      q[2 * i] = _mm256_and_si256(y, m4);
+      q[2 * i + 1] = _mm256_and_si256(_mm256_srli_epi16(y, 4), m4);
+      if (has_high) {
+        /* the fifth bit of sub-block j is bit j of each qh byte; isolate it, then move it to bit 4 */
+        q[2 * i] = _mm256_or_si256(q[2 * i], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), one), 4));
+        q[2 * i + 1] = _mm256_or_si256(q[2 * i + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * i + 1), one), 4));
+      }
+    }
+    for (int t = 0; t < nt; t++) {
+      const int8_t *xq = a[t].q + b * BF_QK_K;
+      __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+      for (int j = 0; j < 8; j++) {
+        /* q ≤ 31, |x| ≤ 127: the int16 pair sums of maddubs cannot saturate */
+        const __m256i p = _mm256_maddubs_epi16(q[j], _mm256_loadu_si256((const __m256i *)(xq + 32 * j)));
+        acc[j & 1] = _mm256_dpwssd_epi32(acc[j & 1], p, _mm256_set1_epi16(sc[j]));
+      }
+      const __m256i s = _mm256_add_epi32(acc[0], acc[1]);
+      __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4e));
+      r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
+      const int32_t sumi = _mm_cvtsi128_si32(r);
+      const int32_t summins = k4_summins(m, a[t].sums + b * 16);
+      const float dx = a[t].d[b];
+      lanes[t] = add_lane(lanes[t], b % 8, bf_scale_int(dw * dx, sumi) - bf_scale_int(dmin * dx, summins));
+    }
+  }
+  for (int t = 0; t < nt; t++) out[t] = fold8_m256(lanes[t]);
+}
+
+static float dot_q4_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; k4_x256(w, a, 1, cols, 0, &r); return r; }
+static float dot_q5_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; k4_x256(w, a, 1, cols, 1, &r); return r; }
+static void dot4_q4_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { k4_x512(w, a, 4, cols, 0, out); }
+static void dot4_q5_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { k4_x512(w, a, 4, cols, 1, out); }
 
 AI void q6_k(const uint8_t *w, const bf_act_row *a, int nt, int cols, float *out) {
   const int nb = cols / BF_QK_K;
   const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
-  float lanes[MAX_TOK][8] = {{0}};
+  __m256 lanes[MAX_TOK];
+  for (int t = 0; t < nt; t++) lanes[t] = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
     const uint8_t *blk = w + (size_t)b * Q6_K_BYTES;
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)(blk + 192));
     const __m512i sc16 = _mm512_cvtepi8_epi16(_mm256_zextsi128_si256(sc8));
-    const __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
+    /* scales as int16 in the low half of each int32 lane (high half zero) for madd against the int32 bsums */
+    const __m512i sc32 = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), _mm512_set1_epi32(0xffff));
+    const float d6 = bf_load_f16(blk + 208);
     __m512i q[4], s[4];
     for (int n = 0; n < 2; n++) {
       const __m512i l = _mm512_loadu_si512((const void *)(blk + 64 * n)); /* [ql 0..31 | ql 32..63] of this half */
@@ -192,24 +304,24 @@ AI void q6_k(const uint8_t *w, const bf_act_row *a, int nt, int cols, float *out
       q[2 * n] = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h, m2), 4));
       q[2 * n + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
                                      _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 4), m2), 4));
-      s[2 * n] = _mm512_permutexvar_epi16(repeat_idx16(8 * n, 8), sc16);
-      s[2 * n + 1] = _mm512_permutexvar_epi16(repeat_idx16(8 * n + 4, 8), sc16);
+      s[2 * n] = _mm512_permutexvar_epi16(load_idx(Q6_SCALE_IDX[2 * n]), sc16);
+      s[2 * n + 1] = _mm512_permutexvar_epi16(load_idx(Q6_SCALE_IDX[2 * n + 1]), sc16);
     }
     for (int t = 0; t < nt; t++) {
       const int8_t *xq = a[t].q + b * BF_QK_K;
       /* start from −32·sc_j·bsums_j so one reduction gives Σ sc_j·Σ (q − 32)·x */
-      __m512i acc = _mm512_slli_epi32(_mm512_mullo_epi32(sc32, _mm512_loadu_si512((const void *)(a[t].sums + b * 16))), 5);
-      acc = _mm512_sub_epi32(_mm512_setzero_si512(), acc);
+      const __m512i off = _mm512_madd_epi16(sc32, _mm512_loadu_si512((const void *)(a[t].sums + b * 16)));
+      __m512i acc[2] = {_mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(off, 5)), _mm512_setzero_si512()};
       for (int i = 0; i < 4; i++) {
         /* q ≤ 63, |x| ≤ 127: maddubs pairs stay below 2^15 */
         const __m512i p = _mm512_maddubs_epi16(q[i], _mm512_loadu_si512((const void *)(xq + 64 * i)));
-        acc = _mm512_dpwssd_epi32(acc, p, s[i]);
+        acc[i & 1] = _mm512_dpwssd_epi32(acc[i & 1], p, s[i]);
       }
-      const int32_t sumi = _mm512_reduce_add_epi32(acc);
-      lanes[t][b % 8] = lanes[t][b % 8] + bf_scale_int(bf_load_f16(blk + 208) * a[t].d[b], sumi);
+      const int32_t sumi = _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]));
+      lanes[t] = add_lane(lanes[t], b % 8, bf_scale_int(d6 * a[t].d[b], sumi));
     }
   }
-  for (int t = 0; t < nt; t++) out[t] = bf_fold8(lanes[t]);
+  for (int t = 0; t < nt; t++) out[t] = fold8_m256(lanes[t]);
 }
 
 static float dot_q6_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; q6_k(w, a, 1, cols, &r); return r; }

@@ -50,7 +50,13 @@ static inline uint16_t bf_f32_to_bf16(float f) {
   return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
 }
 
-static inline uint16_t bf_load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint16_t bf_load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; } /* little-endian hosts */
+/* F16C's conversion is exact like bf_f16_to_f32 (only signaling-NaN payloads could differ), and much cheaper */
+#if defined(__F16C__)
+#include <immintrin.h>
+static inline float bf_load_f16(const uint8_t *p) { return _cvtsh_ss(bf_load_u16(p)); }
+#else
 static inline float bf_load_f16(const uint8_t *p) { return bf_f16_to_f32(bf_load_u16(p)); }
+#endif
 
 #endif

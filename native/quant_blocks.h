@@ -29,17 +29,22 @@ static inline int32_t isum_q4_0(const uint8_t *blk, const int8_t *xq, int32_t xs
   return s - 8 * xsum;
 }
 
-/* ggml get_scale_min_k4: 8 six-bit scales and mins packed in 12 bytes */
+/* ggml get_scale_min_k4 for all 8 sub-blocks at once, on 32-bit words (bytes 0-3, 4-7, 8-11 of the 12):
+ * scales 0-3 = low 6 bits of bytes 0-3, mins 0-3 = low 6 bits of bytes 4-7; scales 4-7 = low nibbles of bytes
+ * 8-11 plus the top 2 bits of bytes 0-3 as bits 4-5; mins 4-7 = high nibbles of bytes 8-11 plus the top 2 bits
+ * of bytes 4-7. sc and m each get 8 bytes. */
 static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
-  for (int j = 0; j < 8; j++) {
-    if (j < 4) {
-      sc[j] = q[j] & 63;
-      m[j] = q[j + 4] & 63;
-    } else {
-      sc[j] = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
-      m[j] = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-  }
+  uint32_t w0, w1, w2;
+  memcpy(&w0, q, 4);
+  memcpy(&w1, q + 4, 4);
+  memcpy(&w2, q + 8, 4);
+  const uint32_t sc_lo = w0 & 0x3f3f3f3fu, m_lo = w1 & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (w2 & 0x0f0f0f0fu) | (((w0 >> 6) & 0x03030303u) << 4);
+  const uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | (((w1 >> 6) & 0x03030303u) << 4);
+  memcpy(sc, &sc_lo, 4);
+  memcpy(sc + 4, &sc_hi, 4);
+  memcpy(m, &m_lo, 4);
+  memcpy(m + 4, &m_hi, 4);
 }
 
 static inline int32_t k4_summins(const uint8_t m[8], const int32_t *bsums) {

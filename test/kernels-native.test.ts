@@ -141,8 +141,8 @@ describe.skipIf(!addon)(title, () => {
       for (const [variant, k] of native) expectSameBits(run(k, w, x, nTok), expected, `${label} nTok=${nTok} ${variant}`);
     });
 
-    it(`${label}: a batch of 5 equals 5 single-token calls`, () => {
-      const nTok = 5;
+    it(`${label}: a batch of 9 (two 4-token groups and a single) equals 9 single-token calls`, () => {
+      const nTok = 9;
       const x = activations(c.cols, nTok, c.cols * 17 + 3);
       const k = native.get('simd/2')!;
       const batch = run(k, w, x, nTok);
