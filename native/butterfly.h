@@ -14,7 +14,7 @@ enum bf_type {
   BF_F32 = 0, BF_F16 = 1, BF_Q4_0 = 2, BF_Q8_0 = 8, BF_Q4_K = 12, BF_Q5_K = 13, BF_Q6_K = 14, BF_BF16 = 30,
 };
 
-/* AVX-512 with byte/word ops and VNNI (Zen 4, Ice Lake and later): the quantized kernels of dot_avx512.c replace
+/* AVX-512 with byte/word ops and VNNI (Intel Ice Lake / Sapphire Rapids and later, AMD Zen 4 and later): the quantized kernels of dot_avx512.c replace
  * the AVX2 ones. */
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__F16C__)
 #define BF_AVX512_QUANT 1

@@ -23,7 +23,7 @@ function mtime(p) {
 }
 
 // Debian packages for the test suite (services the tests start themselves). Installed only when missing.
-const APT_FOR_TESTS = {};
+const APT_FOR_TESTS = { '/usr/bin/promtool': 'prometheus' };
 
 if (args.has('--test')) {
   const missing = Object.entries(APT_FOR_TESTS).filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);

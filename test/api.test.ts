@@ -268,3 +268,212 @@ describe('POST /v1/completions: stop sequences', () => {
     expect(fake.cancelled).toEqual([]);
   });
 });
+
+describe('POST /v1/completions: refusals', () => {
+  const cases: Array<[string, unknown, string | null, RegExp]> = [
+    ['missing prompt', { max_tokens: 3 }, 'prompt', /missing required field 'prompt'/],
+    ['body is an array', [1, 2], null, /body must be a JSON object/],
+    ['prompt is a number', { prompt: 42 }, 'prompt', /prompt must be a string, an array of token ids/],
+    ['two prompts', { prompt: ['a', 'b'] }, 'prompt', /array holding one string/],
+    ['mixed prompt array', { prompt: [1, 'a'] }, 'prompt', /prompt must be/],
+    ['empty string prompt', { prompt: '' }, 'prompt', /prompt is empty/],
+    ['empty id prompt', { prompt: [] }, 'prompt', /prompt is empty/],
+    ['negative token id', { prompt: [1, -2] }, 'prompt', /prompt must be/],
+    ['fractional token id', { prompt: [1.5] }, 'prompt', /prompt must be/],
+    ['token id beyond the vocabulary', { prompt: [1, 400] }, 'prompt', /token id 400 is outside the vocabulary \(ids 0\.\.399\)/],
+    ['max_tokens 0', { prompt: 'x', max_tokens: 0 }, 'max_tokens', /max_tokens must be >= 1/],
+    ['max_tokens as a string', { prompt: 'x', max_tokens: '16' }, 'max_tokens', /max_tokens must be integer/],
+    ['temperature too high', { prompt: 'x', temperature: 2.5 }, 'temperature', /temperature must be <= 2/],
+    ['top_p above 1', { prompt: 'x', top_p: 1.5 }, 'top_p', /top_p must be <= 1/],
+    ['negative top_k', { prompt: 'x', top_k: -1 }, 'top_k', /top_k must be >= 0/],
+    ['min_p above 1', { prompt: 'x', min_p: 2 }, 'min_p', /min_p must be <= 1/],
+    ['repeat_penalty 0', { prompt: 'x', repeat_penalty: 0 }, 'repeat_penalty', /repeat_penalty must be > 0/],
+    ['fractional seed', { prompt: 'x', seed: 1.5 }, 'seed', /seed must be integer/],
+    ['stream as a string', { prompt: 'x', stream: 'yes' }, 'stream', /stream must be boolean/],
+    ['logprobs above 20', { prompt: 'x', logprobs: 21 }, 'logprobs', /logprobs must be <= 20/],
+    ['logprobs as a boolean', { prompt: 'x', logprobs: true }, 'logprobs', /logprobs must be integer/],
+    ['empty stop', { prompt: 'x', stop: '' }, 'stop', /stop must be a string or an array/],
+    ['too many stops', { prompt: 'x', stop: Array.from({ length: 17 }, (_, i) => `s${i}`) }, 'stop', /up to 16/],
+    ['stop as a number', { prompt: 'x', stop: 3 }, 'stop', /stop must be/],
+    ['echo', { prompt: 'x', echo: true }, 'echo', /echo is not supported/],
+    ['n = 2', { prompt: 'x', n: 2 }, 'n', /only n = 1 is supported/],
+    ['best_of = 3', { prompt: 'x', best_of: 3 }, 'best_of', /only best_of = 1/],
+    ['suffix', { prompt: 'x', suffix: 'end' }, 'suffix', /suffix .* not supported/],
+    ['presence_penalty', { prompt: 'x', presence_penalty: 0.5 }, 'presence_penalty', /not supported; use repeat_penalty/],
+    ['logit_bias', { prompt: 'x', logit_bias: { '5': 10 } }, 'logit_bias', /logit_bias is not supported/],
+  ];
+
+  it.each(cases)('400 for %s', async (_name, body, param, message) => {
+    const { status, json } = await complete(body);
+    expect(status).toBe(400);
+    expect(json.error.type).toBe('invalid_request_error');
+    expect(json.error.param).toBe(param);
+    expect(json.error.message).toMatch(message);
+    expect(fake.submitted).toEqual([]);
+  });
+
+  it('400 for bodies that are not JSON, empty, or not JSON at all', async () => {
+    const bad = [
+      { payload: '{"prompt": "x",', type: 'application/json' },
+      { payload: '', type: 'application/json' },
+      { payload: 'prompt=x', type: 'text/plain' },
+    ];
+    for (const b of bad) {
+      const res = await app.inject({ method: 'POST', url: '/v1/completions', payload: b.payload, headers: { 'content-type': b.type } });
+      expect(res.statusCode, b.payload).toBeGreaterThanOrEqual(400);
+      expect(res.statusCode, b.payload).toBeLessThan(500);
+      expect((res.json() as ErrorBody).error).toMatchObject({ type: 'invalid_request_error' });
+    }
+    const invalidJson = await app.inject({ method: 'POST', url: '/v1/completions', payload: '{"prompt":', headers: { 'content-type': 'application/json' } });
+    expect(invalidJson.statusCode).toBe(400);
+    expect((invalidJson.json() as ErrorBody).error.code).toBe('invalid_json');
+    expect(fake.submitted).toEqual([]);
+  });
+
+  it('400 context_length_exceeded for a prompt that fills the context', async () => {
+    const { status, json } = await complete({ prompt: new Array(fake.contextLength).fill(5) });
+    expect(status).toBe(400);
+    expect(json.error).toMatchObject({ type: 'invalid_request_error', param: 'prompt', code: 'context_length_exceeded' });
+    expect(json.error.message).toMatch(/64 tokens but the model's context holds 64/);
+    expect((await complete({ prompt: new Array(fake.contextLength - 1).fill(5), max_tokens: 1 })).status).toBe(200);
+  });
+
+  it('maps the service\'s own RangeError to context_length_exceeded', async () => {
+    fake.rangeErrorAt = 10;
+    const { status, json } = await complete({ prompt: new Array(10).fill(5) });
+    expect(status).toBe(400);
+    expect(json.error.code).toBe('context_length_exceeded');
+  });
+
+  it('never answers a random body with a 5xx, and keeps serving', async () => {
+    const field = fc.constantFrom('prompt', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repeat_penalty', 'seed', 'stream', 'logprobs', 'stop', 'echo', 'n', 'stream_options', 'logit_bias', '__proto__', 'constructor');
+    const value = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.integer({ min: -3, max: 500 }), fc.constant('x'), fc.array(fc.nat(450), { maxLength: 4 }));
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(field, value, { maxKeys: 5 }), async (body) => {
+        const res = await app.inject({ method: 'POST', url: '/v1/completions', payload: JSON.stringify({ ...body, max_tokens: undefined }), headers: { 'content-type': 'application/json' } });
+        expect([200, 400]).toContain(res.statusCode);
+        if (res.statusCode === 400) expect((res.json() as ErrorBody).error.message.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 150 },
+    );
+    expect((await complete({ prompt: 'still here', max_tokens: 2 })).status).toBe(200);
+  });
+});
+
+describe('POST /v1/completions: cluster failures', () => {
+  it('503 "cluster unavailable" when the cluster is not serving (task fails inside submit)', async () => {
+    fake.phase = 'waiting';
+    for (const stream of [false, true]) {
+      const res = await app.inject({ method: 'POST', url: '/v1/completions', payload: { prompt: 'x', stream } });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      const body = res.json() as ErrorBody;
+      expect(body.error).toMatchObject({ type: 'server_error', code: 'cluster_unavailable', param: null });
+      expect(body.error.message).toMatch(/^cluster unavailable \(the cluster is waiting\)/);
+    }
+  });
+
+  it('503 when the task fails before its first token', async () => {
+    fake.failAfter = 0;
+    const { status, json } = await complete({ prompt: 'x' });
+    expect(status).toBe(503);
+    expect(json.error.code).toBe('cluster_unavailable');
+  });
+
+  it('503 when the task fails mid-way in a whole response', async () => {
+    fake.failAfter = 3;
+    const { status, json } = await complete({ prompt: 'x', max_tokens: 10 });
+    expect(status).toBe(503);
+    expect(json.error.message).toMatch(/failed after 3 token/);
+  });
+
+  it('ends a stream with an error event (and no [DONE]) when the task fails after tokens', async () => {
+    fake.failAfter = 3;
+    const { status, events } = await streamed({ prompt: 'x', max_tokens: 10 });
+    expect(status).toBe(200);
+    expect(events).toHaveLength(4);
+    expect(chunkTexts(events).join('')).toBe(scriptText(3));
+    expect(events.at(-1)).toMatchObject({ error: { type: 'server_error', code: 'cluster_unavailable' } });
+    expect(stats.at(-1)).toMatchObject({ outcome: 'error', completionTokens: 3, stream: true });
+  });
+});
+
+/**
+ * Over a real socket with global fetch. Once the `openai` package is installed, the two "OpenAI client" tests
+ * should use it (client.completions.create with and without stream: true) instead of hand-parsing.
+ */
+describe('over a real port', () => {
+  let server: ApiServer;
+  beforeEach(async () => {
+    server = await startApiServer(fake, { host: '127.0.0.1', port: 0, onCompletion: (s) => stats.push(s) });
+  });
+  afterEach(async () => {
+    await server.close();
+  });
+
+  it('OpenAI client (to switch to `openai`): whole completion', async () => {
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'fake-llama', prompt: 'Say hi', max_tokens: 50 }),
+    });
+    expect(res.status).toBe(200);
+    const json = (await res.json()) as Completion;
+    expect(json.choices[0]).toMatchObject({ text: FAKE_TEXT, finish_reason: 'stop' });
+  });
+
+  it('OpenAI client (to switch to `openai`): streamed completion', async () => {
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Say hi', max_tokens: 50, stream: true }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = sseEvents(await res.text());
+    expect(events.at(-1)).toBe('[DONE]');
+    expect(chunkTexts(events).join('')).toBe(FAKE_TEXT);
+  });
+
+  it('cancels the task when a streaming client disconnects', async () => {
+    fake.tokenDelayMs = 20;
+    fake.script = fake.script.slice(0, -1); // no EOS: the task would run to max_tokens
+    const ctl = new AbortController();
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', max_tokens: 1000, stream: true }), signal: ctl.signal,
+    });
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toMatch(/^data: /);
+    ctl.abort();
+    await until(() => fake.cancelled.length === 1);
+    expect(fake.cancelled).toEqual([fake.submitted[0]!.taskId]);
+    expect(fake.activeTasks).toBe(0);
+    await until(() => stats.length === 1);
+    expect(stats[0]).toMatchObject({ outcome: 'cancelled', stream: true });
+    expect(stats[0]!.completionTokens).toBeGreaterThanOrEqual(1);
+  });
+
+  it('cancels the task when a client waiting for a whole response disconnects', async () => {
+    fake.tokenDelayMs = 20;
+    fake.script = fake.script.slice(0, -1);
+    const ctl = new AbortController();
+    const pending = fetch(`${server.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', max_tokens: 1000 }), signal: ctl.signal,
+    }).catch((e: Error) => e);
+    await until(() => fake.submitted.length === 1);
+    ctl.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    await until(() => fake.cancelled.length === 1);
+    expect(fake.activeTasks).toBe(0);
+  });
+
+  it('close() ends open streams instead of waiting for them (and their tasks are cancelled)', async () => {
+    fake.tokenDelayMs = 20;
+    fake.script = fake.script.slice(0, -1);
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', max_tokens: 1000, stream: true }),
+    });
+    await res.body!.getReader().read();
+    const t0 = Date.now();
+    await server.close();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await until(() => fake.cancelled.length === 1);
+  });
+});

@@ -119,6 +119,18 @@ describe('an embedded cluster serving concurrent requests', () => {
     expect(r.reason).toBe('length');
   });
 
+  it('exports Prometheus metrics that promtool accepts', async () => {
+    await complete(task(7));
+    const text = await cluster.coordinator.metrics.text();
+    expect(text).toMatch(/butterfly_state_transitions_total\{kind="Task",from="Queued",to="Scheduled"/);
+    expect(text).toMatch(/butterfly_tokens_generated_total \d+/);
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(r.error, 'promtool is installed by the test setup (Debian package prometheus)').toBeUndefined();
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
   it('exposes every state machine', () => {
     const state = cluster.coordinator.stateJSON() as { machines: { machines?: Array<{ kind: string }> } | Array<{ kind: string }> };
     const text = JSON.stringify(state);

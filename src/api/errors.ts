@@ -56,7 +56,7 @@ export function validationError(errors: readonly AjvLikeError[]): ApiError {
       const missing = String(first.params?.['missingProperty'] ?? '');
       return new ApiError(400, `missing required field '${missing}'`, missing, 'missing_required_parameter');
     }
-    return new ApiError(400, `the request body ${first.message ?? 'is invalid'} (expected a JSON object)`, null, 'invalid_request_body');
+    return new ApiError(400, 'the request body must be a JSON object (sent with Content-Type: application/json)', null, 'invalid_request_body');
   }
   const hint = FIELD_HINTS[param];
   if (hint) return new ApiError(400, hint, param, 'invalid_type');

@@ -84,7 +84,8 @@ export function registerCoordinator(program: Command): void {
       });
       await node.start();
       const { startApiServer } = await import('../api/server.js');
-      const api = await startApiServer(node, { host: o.http.host, port: o.http.port, logger });
+      const { metricsRoute } = await import('../api/metrics-route.js');
+      const api = await startApiServer(node, { host: o.http.host, port: o.http.port, logger, plugins: [metricsRoute(node.metrics)] });
       logger.info(`HTTP API on ${api.url}`);
       onShutdownSignal(async (sig) => {
         logger.info(`received ${sig}: shutting down`);
@@ -114,7 +115,8 @@ export async function runServe(o: ServeOptions): Promise<void> {
     modelPath: o.model, workers: o.workers, command: [process.execPath, process.argv[1]!], logger,
     threadsPerWorker: o.threads, streamWeights: o.streamWeights,
   });
-  const api = await startApiServer(cluster.coordinator, { host: o.host, port: o.port, logger });
+  const { metricsRoute } = await import('../api/metrics-route.js');
+  const api = await startApiServer(cluster.coordinator, { host: o.host, port: o.port, logger, plugins: [metricsRoute(cluster.coordinator.metrics)] });
   logger.info(`ready in ${((performance.now() - started) / 1000).toFixed(1)} s — OpenAI-compatible API at ${api.url}/v1 (try: curl ${api.url}/v1/completions -H 'content-type: application/json' -d '{"prompt":"Hello","max_tokens":16}')`);
   logger.info(`cluster state at ${api.url}/api/v1/state; \`butterfly status --url ${api.url}\` prints it; Ctrl-C stops`);
   onShutdownSignal(async (sig) => {

@@ -31,6 +31,7 @@ const isPrefix = (a: readonly number[], b: readonly number[]): boolean => a.leng
 const show = (xs: readonly number[]): string => `[${xs.join(',')}]`;
 
 export function checkOutcome(o: SimOutcome): string[] {
+  const s = o.scenario;
   const p: string[] = [];
   if (o.thrown !== undefined) p.push(`core.step threw: ${o.thrown instanceof Error ? o.thrown.message : String(o.thrown)}`);
   if (o.hung) {
@@ -57,11 +58,14 @@ export function checkOutcome(o: SimOutcome): string[] {
       if (o.stageErrors.length > 0) p.push(`stages refused batches with no fault injected: ${o.stageErrors.map((e) => `${e.nodeId} batch ${e.batchId}: ${e.message}`).join('; ')}`);
       if (o.suspectAtEnd.length > 0) p.push(`workers still Suspect after heartbeats resumed: ${o.suspectAtEnd.join(', ')}`);
     }
-    // Every finished sequence was truncated on every stage, so a quiet serving cluster holds no KV at all.
+    // Finished sequences are truncated on the first stage, so a quiet serving cluster holds no KV there; later stages
+    // keep a finished slot's cache until its next task restarts it at position 0, so they hold one per slot at most.
     if (o.quietPhase === 'serving') {
-      for (const [nodeId, caches] of o.finalCaches) {
-        const held = [...caches].filter(([, len]) => len > 0);
-        if (held.length > 0) p.push(`${nodeId} still caches ${held.map(([seq, len]) => `seq ${seq}×${len}`).join(', ')} after every task finished`);
+      for (const c of o.finalCaches) {
+        const held = [...c.lengths].filter(([, len]) => len > 0);
+        if (c.stageIndex === 0 && held.length > 0) p.push(`first stage ${c.nodeId} still caches ${held.map(([seq, len]) => `seq ${seq}×${len}`).join(', ')} after every task finished`);
+        const stray = [...c.lengths.keys()].filter((seq) => seq < 0 || seq >= s.scheduler.maxActiveSequences);
+        if (stray.length > 0) p.push(`${c.nodeId} caches sequences ${stray.join(', ')} outside the ${s.scheduler.maxActiveSequences} slots`);
       }
     }
     if (o.finalSystemState !== 'Terminated') p.push(`after shutdown System is ${o.finalSystemState}, not Terminated`);

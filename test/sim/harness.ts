@@ -45,12 +45,14 @@ export interface SimOutcome {
   /** Task events the core emitted for ids nobody submitted. */
   readonly strayEvents: readonly TaskEvent[];
   /** Each live stage's cached length per sequence once the run went quiet (before shutdown). */
-  readonly finalCaches: ReadonlyMap<string, ReadonlyMap<number, number>>;
+  readonly finalCaches: readonly { readonly nodeId: string; readonly stageIndex: number; readonly lengths: ReadonlyMap<number, number> }[];
   /** Core phase and System state once the run went quiet (before shutdown), and the System state after it. */
   readonly quietPhase: CorePhase;
   readonly quietSystemState: string;
   readonly finalSystemState: string;
   readonly suspectAtEnd: readonly string[];
+  /** How often each machine kind entered each state ("Worker→Suspect"), for coverage figures. */
+  readonly transitions: ReadonlyMap<string, number>;
   readonly truncates: number;
   readonly forwards: number;
   readonly stageCount: number;
@@ -92,6 +94,7 @@ export class Simulation {
   private readonly stageErrors: { nodeId: string; batchId: number; message: string; atMs: number }[] = [];
   private readonly strayEvents: TaskEvent[] = [];
   private readonly trace: string[] = [];
+  private readonly transitions = new Map<string, number>();
 
   constructor(readonly scenario: Scenario, private readonly opts: SimOptions = {}) {
     const s = scenario;
@@ -110,6 +113,10 @@ export class Simulation {
       suspectAfterMs: s.suspectAfterMs,
       scheduler: { ...s.scheduler, contextLength: s.contextLength, eogIds: new Set(s.eogIds) },
     });
+    this.core.registry.onTransition((e) => {
+      const k = `${e.kind}→${e.to}`;
+      this.transitions.set(k, (this.transitions.get(k) ?? 0) + 1);
+    });
     for (const t of s.tasks) {
       this.tasks.set(t.input.taskId, { task: t, submittedAtMs: null, phaseAtSubmit: null, cancelRequestedAtMs: null, events: [], streamed: [], finishes: 0, finish: null });
     }
@@ -124,8 +131,7 @@ export class Simulation {
     const quiet = (): boolean => this.pendingWork === 0 && [...this.tasks.values()].every((t) => t.finish !== null);
     this.loop(quiet, s.horizonMs);
     const hung = this.thrown === undefined && !quiet();
-    const finalCaches = new Map<string, ReadonlyMap<number, number>>();
-    for (const w of this.workers) if (w.alive && w.stage) finalCaches.set(w.id, w.stage.cacheLengths());
+    const finalCaches = this.workers.filter((w) => w.alive && w.stage).map((w) => ({ nodeId: w.id, stageIndex: w.stage!.spec.index, lengths: w.stage!.cacheLengths() }));
     const quietPhase = this.core.phase;
     const quietSystemState = this.core.system.state;
     const suspectAtEnd = this.core.workerList().filter((w) => w.state === 'Suspect').map((w) => w.nodeId);
@@ -137,7 +143,7 @@ export class Simulation {
     return {
       scenario: s, core: this.core, tasks: this.tasks, thrown: this.thrown, hung, endMs, readyAtMs: this.readyAtMs, lostAtMs: this.lostAtMs,
       kills: this.kills, stageErrors: this.stageErrors, strayEvents: this.strayEvents, finalCaches, quietPhase, quietSystemState,
-      finalSystemState: this.core.system.state, suspectAtEnd, truncates: this.truncates, forwards: this.forwards,
+      finalSystemState: this.core.system.state, suspectAtEnd, transitions: this.transitions, truncates: this.truncates, forwards: this.forwards,
       stageCount: this.core.plan?.stages.length ?? 0, trace: this.trace,
     };
   }

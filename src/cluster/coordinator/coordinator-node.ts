@@ -12,6 +12,7 @@ import { listen, type Listener } from '../../transport/endpoints.js';
 import { MessageType, type AssignPayload, type Message } from '../../transport/messages.js';
 import { bytesOf, viewTensor } from '../../transport/tensor-bytes.js';
 import { ConnectionTracker } from '../connection-tracker.js';
+import { ClusterMetrics } from '../metrics.js';
 import type { Logger } from '../log.js';
 import { formatPlan } from '../plan-format.js';
 import type { Plan, PlanOptions } from '../planner.js';
@@ -44,6 +45,7 @@ const STREAM_CHUNK_BYTES = 8 * 2 ** 20;
 export class CoordinatorNode implements InferenceService {
   readonly catalog: ModelCatalog;
   readonly core: CoordinatorCore;
+  readonly metrics: ClusterMetrics;
   private listener: Listener | null = null;
   private readonly links = new Map<string, FramedConnection>();
   private readonly leaving = new Set<string>();
@@ -77,6 +79,7 @@ export class CoordinatorNode implements InferenceService {
       },
     });
     this.connections = new ConnectionTracker(opts.logger, this.core.registry);
+    this.metrics = new ClusterMetrics(this.core.registry, this.core.invariants, opts.tickIntervalMs ?? 250);
     for (const m of [this.core.system, this.core.coordinator]) {
       m.onTransition((e) => this.logger.info(`${e.kind} ${e.machineId}: ${e.from} → ${e.to} (${e.record.trigger.kind})`));
     }
@@ -312,8 +315,11 @@ export class CoordinatorNode implements InferenceService {
   private deliver(e: TaskEvent): void {
     const h = this.handlers.get(e.taskId);
     if (!h) return;
-    if (e.type === 'token') h.onToken(e.token, e.logprobs);
-    else if (e.type === 'finished') {
+    if (e.type === 'token') {
+      this.metrics.tokens.inc();
+      h.onToken(e.token, e.logprobs);
+    } else if (e.type === 'finished') {
+      this.metrics.tasks.inc({ reason: e.reason });
       this.handlers.delete(e.taskId);
       h.onFinish(e.reason as FinishReason, e.tokens);
     }

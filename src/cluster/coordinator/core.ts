@@ -239,14 +239,22 @@ export class CoordinatorCore {
       this.log('warn', `worker ${nodeId} reported a load it was not assigned`);
       return;
     }
+    // Fix (sim): a synchronous load blocks the worker's heartbeats, so it may be Suspect when LOADED arrives, and
+    // Suspect → Ready is not an edge. The message itself proves liveness: bring the worker back first.
+    this.noteAlive(w);
     const p = w.partition;
     p.transition('Validating', Trigger.Event('fetch_complete'));
     p.transition('Loaded', Trigger.Event('validation_passed'), { checksumMatches: true });
     p.transition('Warming', Trigger.Command('warmup_initiated'));
     p.transition('Ready', Trigger.Event('warmup_complete'));
     w.machine.transition('Ready', Trigger.Event('partition_loaded'), { partitionsReady: true });
+    this.maybeServe();
+  }
+
+  /** Start serving once every stage has loaded and is operational (a Suspect stage must prove liveness first). */
+  private maybeServe(): void {
     const stages = this.stageWorkers();
-    if (this.phaseValue === 'loading' && stages.every((s) => s.partition?.state === 'Ready')) {
+    if (this.phaseValue === 'loading' && stages.every((s) => s.partition?.state === 'Ready') && this.operationalWorkers() === stages.length) {
       const quorum = { operationalWorkers: stages.length, quorumSize: stages.length };
       this.system.transition('Ready', Trigger.Event('quorum_established'), quorum);
       this.coordinator.transition('Monitoring', Trigger.Event('initialize_cluster'), quorum);
@@ -262,6 +270,9 @@ export class CoordinatorCore {
     const w = this.workers.get(nodeId);
     if (!w) return;
     const trigger = graceful ? Trigger.Command('leave') : Trigger.Failure(nodeId, reason);
+    // Fix (sim): degrade first — every transition runs the invariants, and a Failed stage under a Ready/Computing
+    // System violates QuorumOperational (High).
+    if (w.stageIndex !== null && this.phaseValue !== 'shutdown') this.degrade(Trigger.Failure(nodeId, reason));
     if (w.machine.state !== 'Failed') w.machine.transition('Failed', trigger);
     this.workers.delete(nodeId);
     this.registry.remove('Worker', nodeId);
@@ -270,9 +281,6 @@ export class CoordinatorCore {
     if (w.stageIndex === null || this.phaseValue === 'shutdown') return;
     // A stage is gone. Token-exact recovery (checkpoints, re-prefill on a replacement) builds on this point;
     // until then in-flight tasks fail cleanly and the pipeline stops accepting work.
-    const failure = Trigger.Failure(nodeId, reason);
-    if (this.system.canTransition('Degraded', failure)) this.system.transition('Degraded', failure);
-    if (this.coordinator.canTransition('Recovering', failure)) this.coordinator.transition('Recovering', failure);
     this.phaseValue = 'lost';
     this.applyTaskEvents(this.scheduler?.failAll() ?? []);
     this.out.push({ type: 'pipeline_lost', reason: `stage ${w.stageIndex} (${nodeId}) ${graceful ? 'left' : 'failed'}: ${reason}` });
@@ -292,14 +300,35 @@ export class CoordinatorCore {
 
   private onHeartbeat(nodeId: string): void {
     const w = this.workers.get(nodeId);
-    if (!w) return;
+    if (w) this.noteAlive(w);
+  }
+
+  private noteAlive(w: WorkerEntry): void {
     w.lastHeartbeatMs = this.now();
-    this.registry.noteReport('Worker', nodeId);
-    if (w.machine.state === 'Suspect') {
-      const back = w.machine.previousState!;
-      w.machine.transition(back as never, Trigger.Recovery([nodeId]));
-      this.log('info', `worker ${nodeId} is responsive again`);
-    }
+    this.registry.noteReport('Worker', w.nodeId);
+    if (w.machine.state !== 'Suspect') return;
+    const back = w.machine.previousState!;
+    w.machine.transition(back as never, Trigger.Recovery([w.nodeId]));
+    this.log('info', `worker ${w.nodeId} is responsive again`);
+    if (this.phaseValue === 'loading') this.maybeServe();
+    else if (this.phaseValue === 'serving') this.recoverIfWhole(w.nodeId);
+  }
+
+  /** System → Degraded and Coordinator → Recovering, where those edges exist (not while bootstrapping). */
+  private degrade(trigger: Trigger): void {
+    if (this.system.canTransition('Degraded', trigger)) this.system.transition('Degraded', trigger);
+    if (this.coordinator.canTransition('Recovering', trigger)) this.coordinator.transition('Recovering', trigger);
+  }
+
+  /** Fix (sim): undo a suspicion's degrade once every stage is operational again (the pipeline kept serving). */
+  private recoverIfWhole(nodeId: string): void {
+    const n = this.stageWorkers().length;
+    if (this.operationalWorkers() < n) return;
+    const inFlight = this.inFlightTasks();
+    const ctx = { operationalWorkers: n, quorumSize: n, inFlightTasks: inFlight };
+    const back = Trigger.Recovery([nodeId]);
+    if (this.system.state === 'Degraded') this.system.transition(inFlight > 0 ? 'Computing' : 'Ready', back, ctx);
+    if (this.coordinator.state === 'Recovering') this.coordinator.transition(inFlight > 0 ? 'Coordinating' : 'Monitoring', back, ctx);
   }
 
   private onTick(): void {
@@ -308,6 +337,8 @@ export class CoordinatorCore {
       if (w.machine.state === 'Suspect' || w.machine.state === 'Failed') continue;
       const silentMs = now - w.lastHeartbeatMs;
       if (silentMs > this.opts.suspectAfterMs) {
+        // Fix (sim): a Suspect stage leaves quorum, so a serving System must be Degraded first (QuorumOperational).
+        if (w.stageIndex !== null && this.phaseValue === 'serving') this.degrade(Trigger.Timeout(silentMs));
         w.machine.transition('Suspect', Trigger.Timeout(silentMs));
         this.log('warn', `worker ${w.nodeId} missed heartbeats for ${silentMs.toFixed(0)} ms: Suspect`);
       }
@@ -434,13 +465,19 @@ export class CoordinatorCore {
         this.coordinator.transition(inFlight.inFlightTasks > 0 ? 'Coordinating' : 'Monitoring', Trigger.Event('commit_finalized'), inFlight);
       }
     } else if (inFlight.inFlightTasks === 0 && this.phaseValue === 'serving') {
-      if (this.system.state === 'Computing') this.system.transition('Ready', Trigger.Event('all_tasks_abandoned'), inFlight);
+      // Fix (sim): the edge also proves nothing is uncommitted; results commit synchronously here, so that is 0.
+      if (this.system.state === 'Computing') this.system.transition('Ready', Trigger.Event('all_tasks_abandoned'), { ...inFlight, uncommittedResults: 0 });
       if (this.coordinator.state === 'Coordinating') this.coordinator.transition('Monitoring', Trigger.Event('all_tasks_abandoned'), inFlight);
       if (this.coordinator.state === 'Assigning') this.coordinator.transition('Monitoring', Trigger.Event('assignment_abandoned'), inFlight);
     }
-    // Free the sequence's KV cache on every stage (a new task reusing the slot also resets it at position 0).
-    if (e.seqId >= 0 && this.phaseValue === 'serving') {
-      for (const w of this.stageWorkers()) this.out.push({ type: 'truncate', nodeId: w.nodeId, seqId: e.seqId, fromPosition: 0 });
+    // Free the sequence's KV cache — on the first stage only. Fix (sim): a TRUNCATE sent straight to a later stage
+    // races the batches travelling stage to stage: it can land after the next task reusing this slot has prefilled
+    // there (wiping it), or before a cancelled task's batch still in flight (which then fails its batch mates). Only
+    // the coordinator → first-stage link is ordered with the batches. Later stages reset the slot when its next
+    // task starts at position 0, so they hold at most maxActiveSequences caches (what the planner budgets).
+    const first = this.stageWorkers()[0];
+    if (e.seqId >= 0 && this.phaseValue === 'serving' && first) {
+      this.out.push({ type: 'truncate', nodeId: first.nodeId, seqId: e.seqId, fromPosition: 0 });
     }
     this.forgetTask(e.taskId);
   }
@@ -462,7 +499,9 @@ export class CoordinatorCore {
       coordinators: [{ id: this.coordinator.id, state: this.coordinator.state }],
       workers: stages.map((w) => ({ id: w.nodeId, state: w.machine.state, epoch: w.machine.epoch })),
       layerCount: this.opts.modelShape.nLayers,
-      assignment: (this.planValue?.stages ?? []).filter((s) => this.workers.has(s.workerId)).map((s) => ({ workerId: s.workerId, layerStart: s.firstLayer, layerEnd: s.lastLayer })),
+      // Fix (sim): the plan as made, dead stages included. Filtering them out made AssignmentCoversModel (High) fire on
+      // every check of a Degraded cluster; a missing worker is QuorumOperational's business, which Degraded exempts.
+      assignment: (this.planValue?.stages ?? []).map((s) => ({ workerId: s.workerId, layerStart: s.firstLayer, layerEnd: s.lastLayer })),
       commits: [],
       checkpoints: [],
       results: [],
