@@ -1,3 +1,4 @@
+import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
@@ -94,6 +95,38 @@ describe('read-only routes', () => {
       expect(body.error).toMatchObject({ type: 'invalid_request_error', code: 'not_found', param: null });
       expect(body.error.message).toContain(url);
     }
+  });
+});
+
+describe('extension point', () => {
+  it('registers extra plugins (where GET /metrics goes) under the same error handling', async () => {
+    const withMetrics = await buildApiApp(fake, {
+      plugins: [
+        async (p) => {
+          p.get('/metrics', async (_req, reply) => reply.type('text/plain').send('butterfly_up 1\n'));
+          p.get('/boom', async () => {
+            throw new Error('secret detail');
+          });
+        },
+      ],
+    });
+    try {
+      const metrics = await withMetrics.inject({ url: '/metrics' });
+      expect([metrics.statusCode, metrics.body]).toEqual([200, 'butterfly_up 1\n']);
+      const boom = await withMetrics.inject({ url: '/boom' });
+      expect(boom.statusCode).toBe(500);
+      expect(boom.json()).toEqual({ error: { message: 'internal server error', type: 'server_error', param: null, code: 'internal_error' } });
+    } finally {
+      await withMetrics.close();
+    }
+  });
+
+  it('reports each finished completion to onCompletion', async () => {
+    await complete({ prompt: [1, 2], max_tokens: 3 });
+    expect(stats).toHaveLength(1);
+    expect(stats[0]).toMatchObject({ stream: false, promptTokens: 2, completionTokens: 3, outcome: 'length' });
+    expect(stats[0]!.firstTokenMs).toBeGreaterThanOrEqual(0);
+    expect(stats[0]!.totalMs).toBeGreaterThanOrEqual(stats[0]!.firstTokenMs!);
   });
 });
 
@@ -361,6 +394,18 @@ describe('POST /v1/completions: refusals', () => {
 });
 
 describe('POST /v1/completions: cluster failures', () => {
+  it('survives a cluster that sends a token outside the vocabulary: 500, or an error event mid-stream', async () => {
+    fake.script = [fake.script[0]!, fake.script[1]!, 9999];
+    const whole = await complete({ prompt: 'x', max_tokens: 5 });
+    expect(whole.status).toBe(500);
+    expect(whole.json.error).toMatchObject({ type: 'server_error', code: 'internal_error' });
+    const { events } = await streamed({ prompt: 'x', max_tokens: 5 });
+    expect(events).toHaveLength(3);
+    expect(events.at(-1)).toMatchObject({ error: { type: 'server_error', code: 'internal_error' } });
+    await until(() => fake.activeTasks === 0); // the failed tasks were cancelled, not left running
+    expect((await complete({ prompt: 'x', max_tokens: 2 })).status).toBe(200);
+  });
+
   it('503 "cluster unavailable" when the cluster is not serving (task fails inside submit)', async () => {
     fake.phase = 'waiting';
     for (const stream of [false, true]) {
@@ -399,8 +444,7 @@ describe('POST /v1/completions: cluster failures', () => {
 });
 
 /**
- * Over a real socket with global fetch. Once the `openai` package is installed, the two "OpenAI client" tests
- * should use it (client.completions.create with and without stream: true) instead of hand-parsing.
+ * Over a real socket: the official `openai` client, and global fetch where a test needs the raw stream.
  */
 describe('over a real port', () => {
   let server: ApiServer;
@@ -411,24 +455,25 @@ describe('over a real port', () => {
     await server.close();
   });
 
-  it('OpenAI client (to switch to `openai`): whole completion', async () => {
+  it('the official openai client: whole completion', async () => {
     expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
-    const res = await fetch(`${server.url}/v1/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'fake-llama', prompt: 'Say hi', max_tokens: 50 }),
-    });
-    expect(res.status).toBe(200);
-    const json = (await res.json()) as Completion;
-    expect(json.choices[0]).toMatchObject({ text: FAKE_TEXT, finish_reason: 'stop' });
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const c = await client.completions.create({ model: 'fake-llama', prompt: 'Say hi', max_tokens: 50 });
+    expect(c.choices[0]).toMatchObject({ text: FAKE_TEXT, finish_reason: 'stop' });
+    expect(c.usage?.completion_tokens).toBeGreaterThan(0);
   });
 
-  it('OpenAI client (to switch to `openai`): streamed completion', async () => {
-    const res = await fetch(`${server.url}/v1/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Say hi', max_tokens: 50, stream: true }),
-    });
-    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const events = sseEvents(await res.text());
-    expect(events.at(-1)).toBe('[DONE]');
-    expect(chunkTexts(events).join('')).toBe(FAKE_TEXT);
+  it('the official openai client: streamed completion', async () => {
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const stream = await client.completions.create({ model: 'fake-llama', prompt: 'Say hi', max_tokens: 50, stream: true });
+    let text = '';
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.text ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(text).toBe(FAKE_TEXT);
+    expect(finish).toBe('stop');
   });
 
   it('cancels the task when a streaming client disconnects', async () => {

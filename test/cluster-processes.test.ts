@@ -119,6 +119,25 @@ describe('an embedded cluster serving concurrent requests', () => {
     expect(r.reason).toBe('length');
   });
 
+  it('serves the official openai client over HTTP: whole and streamed completions agree, and match the engine', async () => {
+    const { startApiServer } = await import('../src/api/server.js');
+    const { default: OpenAI } = await import('openai');
+    const api = await startApiServer(cluster.coordinator, { host: '127.0.0.1', port: 0 });
+    try {
+      const client = new OpenAI({ baseURL: `${api.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const params = { model: 'any', prompt: 'Once upon a time', max_tokens: 12, temperature: 0.7, seed: 42 };
+      const whole = await client.completions.create(params);
+      let streamed = '';
+      for await (const chunk of await client.completions.create({ ...params, stream: true })) streamed += chunk.choices[0]?.text ?? '';
+      expect(whole.choices[0]!.text.length).toBeGreaterThan(0);
+      expect(streamed).toBe(whole.choices[0]!.text);
+      const cli = await generateCli(model, ['--prompt', 'Once upon a time', '--max-tokens', '12', '--temperature', '0.7', '--seed', '42', '--top-k', '0', '--top-p', '1', '--min-p', '0']);
+      expect(whole.choices[0]!.text).toBe(cli.text);
+    } finally {
+      await api.close();
+    }
+  });
+
   it('exports Prometheus metrics that promtool accepts', async () => {
     await complete(task(7));
     const text = await cluster.coordinator.metrics.text();

@@ -49,7 +49,7 @@ export async function buildApiApp(service: InferenceService, opts: ApiOptions = 
   });
   installErrorHandlers(app, logger);
   await app.register(infoRoutes(service));
-  await app.register(completionsRoute({ service, onCompletion: opts.onCompletion }));
+  await app.register(completionsRoute({ service, logger, onCompletion: opts.onCompletion }));
   for (const plugin of opts.plugins ?? []) await app.register(plugin);
   return app;
 }

@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_ERROR, reportError } from './errors.js';
 import { registerGenerate } from './generate.js';
+import { registerPlan } from './plan.js';
+import { registerStatus } from './status.js';
 import { ensureSyntheticModel, registerModel } from './synth.js';
 import { registerCoordinator, registerServe, registerWorker, runServe } from './cluster.js';
 
@@ -31,6 +33,8 @@ export async function main(argv: string[]): Promise<void> {
   registerServe(program);
   registerWorker(program);
   registerCoordinator(program);
+  registerStatus(program);
+  registerPlan(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

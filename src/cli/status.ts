@@ -20,15 +20,23 @@ function workerRow(w: WorkerStatus): string[] {
   return [w.nodeId, w.state, w.stageIndex === null ? '—' : String(w.stageIndex + 1), layers, formatBytes(w.memoryBytes), formatSpeed(w.speedBytesPerSecond), w.hostname];
 }
 
+/** Pipeline order (stage 1 first), then workers without a stage, by name: the table reads like the pipeline. */
+function byStage(a: WorkerStatus, b: WorkerStatus): number {
+  const sa = a.stageIndex ?? Infinity;
+  const sb = b.stageIndex ?? Infinity;
+  return sa !== sb ? sa - sb : a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0;
+}
+
 export function formatStatus(s: ClusterStatus): string {
   const m = s.model;
+  const workers = [...s.workers].sort(byStage);
   const lines = [
     `Model:        ${m.name} (${m.layers} layers, vocab ${m.vocabSize}, context ${m.contextLength}) — ${m.path}`,
     `System:       ${s.systemState}`,
     `Coordinator:  ${s.coordinatorState} (phase: ${s.phase})`,
     `Plan:         ${s.plan ? `${s.plan.tokensPerSecond.toFixed(1)} tokens/s predicted for one sequence` : 'none yet'}`,
     '',
-    ...(s.workers.length > 0 ? table(['node', 'state', 'stage', 'layers', 'memory', 'speed', 'host'], s.workers.map(workerRow)) : ['No workers have joined.']),
+    ...(workers.length > 0 ? table(['node', 'state', 'stage', 'layers', 'memory', 'speed', 'host'], workers.map(workerRow)) : ['No workers have joined.']),
     '',
     `Tasks:        ${s.tasks.length} active, ${s.queuedTasks} queued`,
   ];
@@ -47,7 +55,14 @@ export async function fetchStatus(url: string): Promise<ClusterStatus> {
     throw new UsageError(`cannot reach the coordinator at ${url}: ${why}`);
   }
   if (!res.ok) throw new UsageError(`the coordinator at ${url} answered ${res.status} for /api/v1/status: ${(await res.text()).slice(0, 200)}`);
-  return (await res.json()) as ClusterStatus;
+  const body: unknown = await res.json().catch(() => null);
+  if (!isStatus(body)) throw new UsageError(`the coordinator at ${url} sent something that is not a cluster status (is it a Butterfly coordinator?)`);
+  return body;
+}
+
+function isStatus(v: unknown): v is ClusterStatus {
+  const s = v as Partial<ClusterStatus> | null;
+  return typeof s === 'object' && s !== null && typeof s.model === 'object' && Array.isArray(s.workers) && Array.isArray(s.tasks);
 }
 
 export function registerStatus(program: Command, out: (text: string) => void = (t) => process.stdout.write(t)): void {

@@ -57,6 +57,9 @@ export function checkOutcome(o: SimOutcome): string[] {
     if (stageDeathAt === null) {
       if (o.stageErrors.length > 0) p.push(`stages refused batches with no fault injected: ${o.stageErrors.map((e) => `${e.nodeId} batch ${e.batchId}: ${e.message}`).join('; ')}`);
       if (o.suspectAtEnd.length > 0) p.push(`workers still Suspect after heartbeats resumed: ${o.suspectAtEnd.join(', ')}`);
+      if (o.readyAtMs !== null && (o.quietSystemState !== 'Ready' || o.quietCoordinatorState !== 'Monitoring')) {
+        p.push(`idle and healthy, yet System is ${o.quietSystemState} and Coordinator ${o.quietCoordinatorState}`);
+      }
     }
     // Finished sequences are truncated on the first stage, so a quiet serving cluster holds no KV there; later stages
     // keep a finished slot's cache until its next task restarts it at position 0, so they hold one per slot at most.

@@ -49,6 +49,7 @@ export interface SimOutcome {
   /** Core phase and System state once the run went quiet (before shutdown), and the System state after it. */
   readonly quietPhase: CorePhase;
   readonly quietSystemState: string;
+  readonly quietCoordinatorState: string;
   readonly finalSystemState: string;
   readonly suspectAtEnd: readonly string[];
   /** How often each machine kind entered each state ("Worker→Suspect"), for coverage figures. */
@@ -134,6 +135,7 @@ export class Simulation {
     const finalCaches = this.workers.filter((w) => w.alive && w.stage).map((w) => ({ nodeId: w.id, stageIndex: w.stage!.spec.index, lengths: w.stage!.cacheLengths() }));
     const quietPhase = this.core.phase;
     const quietSystemState = this.core.system.state;
+    const quietCoordinatorState = this.core.coordinator.state;
     const suspectAtEnd = this.core.workerList().filter((w) => w.state === 'Suspect').map((w) => w.nodeId);
     const endMs = this.now();
     if (this.thrown === undefined) {
@@ -142,7 +144,7 @@ export class Simulation {
     }
     return {
       scenario: s, core: this.core, tasks: this.tasks, thrown: this.thrown, hung, endMs, readyAtMs: this.readyAtMs, lostAtMs: this.lostAtMs,
-      kills: this.kills, stageErrors: this.stageErrors, strayEvents: this.strayEvents, finalCaches, quietPhase, quietSystemState,
+      kills: this.kills, stageErrors: this.stageErrors, strayEvents: this.strayEvents, finalCaches, quietPhase, quietSystemState, quietCoordinatorState,
       finalSystemState: this.core.system.state, suspectAtEnd, transitions: this.transitions, truncates: this.truncates, forwards: this.forwards,
       stageCount: this.core.plan?.stages.length ?? 0, trace: this.trace,
     };

@@ -156,7 +156,8 @@ export function randomScenario(seed: number, knobs: ScenarioKnobs = DEFAULT_KNOB
     },
     suspectAfterMs: 1000,
     joinMs: { min: 0, max: 100 },
-    loadMs: { min: 10, max: 400 },
+    // Sometimes a load outlasts the suspect timeout (a big model), so stages can go Suspect before serving starts.
+    loadMs: { min: 10, max: d.chance(0.2) ? 3000 : 400 },
     linkMs: { min: 0.05, max: d.chance(0.5) ? 2 : 30 },
     computeMs: { min: 0.1, max: d.chance(0.5) ? 3 : 40 },
     tasks,

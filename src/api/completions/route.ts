@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { InferenceService } from '../../cluster/coordinator/service.js';
+import type { Logger } from '../../cluster/log.js';
 import { ApiError } from '../errors.js';
 import { contextExceeded, parseCompletionRequest, type CompletionRequest } from './request.js';
 import { completionBodySchema, stripNulls, type CompletionBody } from './schema.js';
@@ -28,6 +29,7 @@ export interface CompletionStats {
 
 export interface CompletionsRouteOptions {
   readonly service: InferenceService;
+  readonly logger: Logger;
   readonly onCompletion?: (stats: CompletionStats) => void;
 }
 
@@ -48,7 +50,7 @@ interface Run {
   clientGone: boolean;
 }
 
-function unavailable(service: InferenceService, run: Run): ApiError {
+function unavailable(service: InferenceService): ApiError {
   let phase = '';
   try {
     phase = ` (the cluster is ${service.status().phase})`;
@@ -104,18 +106,28 @@ async function whole(service: InferenceService, run: Run): Promise<Outcome & { b
     text += step.text;
     if (lp && step.logprobs) appendLogprobs(lp, step.logprobs);
   });
-  if (out.kind === 'failed') throw run.completionTokens === 0 ? unavailable(service, run) : new ApiError(503, `cluster unavailable: ${out.message}`, null, 'cluster_unavailable');
+  if (out.kind === 'failed') throw run.completionTokens === 0 ? unavailable(service) : new ApiError(503, `cluster unavailable: ${out.message}`, null, 'cluster_unavailable');
   if (out.kind !== 'done') return out;
   return { ...out, body: { ...envelope(run, text + out.tail, lp, out.finishReason), usage: usage(run) } };
 }
 
-async function stream(service: InferenceService, run: Run, reply: FastifyReply): Promise<Outcome> {
+async function stream(service: InferenceService, run: Run, reply: FastifyReply, logger: Logger): Promise<Outcome> {
   const asm = new CompletionAssembler(service.tokenizer, run.req.stop, run.req.logprobs);
   const sse = new SseWriter(reply);
-  const out = await drive(run, asm, (step) => sse.send(envelope(run, step.text, step.logprobs, null)));
+  let out: Outcome;
+  try {
+    out = await drive(run, asm, (step) => sse.send(envelope(run, step.text, step.logprobs, null)));
+  } catch (err) {
+    // Before the first chunk fastify's error handler can still answer; after it, only the stream can say it.
+    if (!sse.isOpen) throw err;
+    logger.error(`completion ${run.id} failed mid-stream: ${(err as Error).stack ?? String(err)}`);
+    await sse.send(new ApiError(500, 'internal server error', null, 'internal_error').toJSON());
+    sse.end();
+    return { kind: 'failed', message: 'internal error' };
+  }
   if (out.kind === 'failed') {
     // Nothing sent yet: a plain 503, as for a whole response. Otherwise the status is long gone; say it in-stream.
-    if (!sse.isOpen) throw unavailable(service, run);
+    if (!sse.isOpen) throw unavailable(service);
     await sse.send(new ApiError(503, `cluster unavailable: ${out.message}`, null, 'cluster_unavailable').toJSON());
     sse.end();
     return out;
@@ -131,7 +143,7 @@ async function stream(service: InferenceService, run: Run, reply: FastifyReply):
 }
 
 export function completionsRoute(opts: CompletionsRouteOptions): FastifyPluginAsync {
-  const { service } = opts;
+  const { service, logger } = opts;
   return async (app) => {
     app.post(
       '/v1/completions',
@@ -165,7 +177,7 @@ export function completionsRoute(opts: CompletionsRouteOptions): FastifyPluginAs
         });
         let outcome: CompletionOutcome = 'error';
         try {
-          const out = req.stream ? await stream(service, run, reply) : await whole(service, run);
+          const out = req.stream ? await stream(service, run, reply, logger) : await whole(service, run);
           outcome = out.kind === 'done' ? out.finishReason : out.kind === 'client-gone' ? 'cancelled' : 'error';
           // Streams answered on the hijacked socket; a gone client needs no answer (fastify sends none then).
           return 'body' in out ? out.body : undefined;
