@@ -186,3 +186,46 @@ describe('a worker whose model copy differs from the coordinator\'s', () => {
     }
   });
 });
+
+describe('multi-host mode through the CLI (coordinator + workers as separate commands)', () => {
+  async function freePort(): Promise<number> {
+    const { createServer } = await import('node:net');
+    return new Promise((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    });
+  }
+
+  it('joins workers with --secret, serves completions, `status` shows the pipeline, SIGTERM stops everything', async () => {
+    const { spawn } = await import('node:child_process');
+    const model = models.model('multihost', { ...SHAPES.tiny, nLayers: 4 }, 'q8_0');
+    const [wport, hport] = [await freePort(), await freePort()];
+    const env = { ...process.env };
+    delete env.BUTTERFLY_SECRET;
+    const coord = spawn(process.execPath, [BIN, 'coordinator', '--model', model, '--listen', `127.0.0.1:${wport}`, '--secret', 'team-secret', '--workers', '2', '--http', `127.0.0.1:${hport}`], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let coordLog = '';
+    coord.stderr!.on('data', (d: Buffer) => (coordLog += d.toString()));
+    const workers = [0, 1].map((i) => spawn(process.execPath, [BIN, 'worker', '--join', `127.0.0.1:${wport}`, '--secret', 'team-secret', '--node-id', `host-${i}`, '--threads', '1', ...(i === 0 ? ['--model', model] : [])], { env, stdio: 'ignore' }));
+    try {
+      const url = `http://127.0.0.1:${hport}`;
+      for (let i = 0; i < 100 && !/serving:/.test(coordLog); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(coordLog).toMatch(/serving:/);
+      const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: [1, 2, 3], max_tokens: 6, temperature: 0 }) });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { usage: { completion_tokens: number } };
+      expect(body.usage.completion_tokens).toBeGreaterThan(0);
+      const { stdout } = await run(process.execPath, [BIN, 'status', '--url', url]);
+      expect(stdout).toMatch(/host-0/);
+      expect(stdout).toMatch(/host-1/);
+      // One worker had no model file: its tensors were streamed by the coordinator.
+      expect(coordLog).toMatch(/streaming [\d.]+ MiB of weights to host-1/);
+    } finally {
+      const exits = [coord, ...workers].map((p) => new Promise<number | null>((r) => p.once('exit', (code) => r(code))));
+      coord.kill('SIGTERM');
+      const codes = await Promise.all(exits);
+      expect(codes.every((c) => c === 0)).toBe(true);
+    }
+  });
+});

@@ -260,6 +260,14 @@ describe('BatchScheduler', () => {
     expect(types(s.complete(batch.batchId, logitsPicking(batch, 3), V))).toEqual(['token:a']);
   });
 
+  it('samples each task from its own logits row', () => {
+    const s = new BatchScheduler(config());
+    for (const id of ['a', 'b', 'c']) s.submit(task(id, 2));
+    const { batch } = next(s);
+    const events = s.complete(batch.batchId, logitsPicking(batch, [5, 6, 7]), V);
+    expect(events.map((e) => (e.type === 'token' ? `${e.taskId}=${e.token}` : e.type))).toEqual(['a=5', 'b=6', 'c=7']);
+  });
+
   it('attaches top logprobs only when asked', () => {
     const s = new BatchScheduler(config());
     s.submit(task('plain', 1));

@@ -49,6 +49,7 @@ describe('whole-cluster simulation', () => {
       for (const r of outcome.tasks.values()) tally.add(`task:${r.finish?.reason ?? 'unfinished'}`);
       for (const [k, n] of outcome.transitions) tally.add(k, n);
       if (outcome.kills.some((k) => k.wasStage) && outcome.readyAtMs !== null) tally.add('stage deaths while serving');
+      tally.add('batches refused', outcome.stageErrors.length);
       tally.add('forwards', outcome.forwards);
       if (fails.length >= 5) break;
     }
@@ -58,7 +59,7 @@ describe('whole-cluster simulation', () => {
       `sim: ${seeds.length} scenarios in ${ms.toFixed(0)} ms = ${((seeds.length * 1000) / ms).toFixed(0)} scenarios/s ` +
         `(incl. one single-worker reference run per completed task); pipeline depths ${[1, 2, 3, 4, 5].map((d) => `${d}:${c.get(`stages=${d}`) ?? 0}`).join(' ')}; ` +
         `tasks stop ${tally.get('task:stop')}, length ${tally.get('task:length')}, cancelled ${tally.get('task:cancelled')}, error ${tally.get('task:error')}; ` +
-        `${tally.get('forwards')} micro-batches; Worker→Suspect ${tally.get('Worker→Suspect')}, System→Degraded ${tally.get('System→Degraded')}, stage deaths while serving ${tally.get('stage deaths while serving')}`,
+        `${tally.get('forwards')} micro-batches; Worker→Suspect ${tally.get('Worker→Suspect')}, System→Degraded ${tally.get('System→Degraded')}, stage deaths while serving ${tally.get('stage deaths while serving')}, batches refused after KV loss ${tally.get('batches refused')}`,
     );
     expect(fails, failureReport(fails)).toEqual([]);
     if (seeds.length === SEEDS) {
@@ -71,6 +72,7 @@ describe('whole-cluster simulation', () => {
       expect(tally.get('Worker→Suspect')).toBeGreaterThan(50);
       expect(tally.get('System→Degraded')).toBeGreaterThan(100);
       expect(tally.get('stage deaths while serving')).toBeGreaterThan(100);
+      expect(tally.get('batches refused')).toBeGreaterThan(50);
     }
   });
 

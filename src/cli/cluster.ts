@@ -61,7 +61,11 @@ export function registerWorker(program: Command): void {
         modelPath: o.model, memoryBytes: o.memory, threads: o.threads, peerHost: o.listenHost, peerPort: o.listenPort, logger,
       });
       onShutdownSignal((sig) => node.stop(`received ${sig}`));
-      await node.start();
+      try {
+        await node.start();
+      } catch (err) {
+        throw new UsageError(`cannot join the coordinator at ${o.join.host}:${o.join.port}: ${(err as Error).message}`);
+      }
       const reason = await node.finished;
       logger.info(`worker stopped: ${reason}`);
       process.exit(0);

@@ -55,7 +55,7 @@ export function checkOutcome(o: SimOutcome): string[] {
       if (o.quietSystemState !== 'Degraded') p.push(`a stage died but System is ${o.quietSystemState}`);
     }
     if (stageDeathAt === null) {
-      if (o.stageErrors.length > 0) p.push(`stages refused batches with no fault injected: ${o.stageErrors.map((e) => `${e.nodeId} batch ${e.batchId}: ${e.message}`).join('; ')}`);
+      if (o.stageErrors.length > 0 && o.forgets.length === 0) p.push(`stages refused batches with no fault injected: ${o.stageErrors.map((e) => `${e.nodeId} batch ${e.batchId}: ${e.message}`).join('; ')}`);
       if (o.suspectAtEnd.length > 0) p.push(`workers still Suspect after heartbeats resumed: ${o.suspectAtEnd.join(', ')}`);
       if (o.readyAtMs !== null && (o.quietSystemState !== 'Ready' || o.quietCoordinatorState !== 'Monitoring')) {
         p.push(`idle and healthy, yet System is ${o.quietSystemState} and Coordinator ${o.quietCoordinatorState}`);
@@ -106,7 +106,11 @@ function checkTask(r: TaskRecord, o: SimOutcome, stageDeathAt: number | null): s
       if (!isPrefix(tokens, directTokens(input, limits))) p.push(`${id} (cancelled) produced ${show(tokens)}, not a prefix of its output`);
       break;
     case 'error': {
-      const explained = overlong || r.phaseAtSubmit !== 'serving' || (stageDeathAt !== null && stageDeathAt <= r.finish.atMs);
+      // Explained by a stage death before the failure, or by being in a batch a stage refused after losing its KV
+      // (the refusal covers the whole batch, so batch mates of a broken sequence fail with it — by design).
+      const end = r.finish.atMs;
+      const explained = overlong || r.phaseAtSubmit !== 'serving' || (stageDeathAt !== null && stageDeathAt <= end) ||
+        (r.finish.inRefusedBatch && o.forgets.some((at) => at <= end));
       if (!explained) p.push(`${id} failed with no cause (prompt ${input.promptIds.length}, submitted while ${r.phaseAtSubmit})`);
       if (!overlong && !isPrefix(tokens, directTokens(input, limits))) p.push(`${id} (failed) produced ${show(tokens)}, not a prefix of its output`);
       break;

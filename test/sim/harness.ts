@@ -5,60 +5,22 @@
  * time in arrival order (as worker-node.ts's queue does), so their KV bookkeeping is applied on arrival and only
  * the outputs wait for the simulated compute time.
  */
-import { CoordinatorCore, type CoreCommand, type CoreEvent, type CorePhase } from '../../src/cluster/coordinator/core.js';
-import type { FinishReason, MicroBatch, TaskEvent } from '../../src/cluster/scheduler.js';
+import { CoordinatorCore, type CoreCommand, type CoreEvent } from '../../src/cluster/coordinator/core.js';
+import type { MicroBatch, TaskEvent } from '../../src/cluster/scheduler.js';
 import { SplitMix32 } from '../../src/engine/prng.js';
 import { FakeClock } from '../../src/state/index.js';
 import { EventQueue } from './event-queue.js';
+import type { SimOutcome, TaskRecord } from './outcome.js';
 import type { Anchor, Range, Scenario, SimFault, SimTask } from './scenario.js';
 import { SimStage } from './sim-stage.js';
+import { describeCommand, describeEvent } from './trace-format.js';
+
+export type { SimOutcome, TaskRecord } from './outcome.js';
 
 const COORD = 'coordinator';
 const HEARTBEAT_MS = 250;
 const TICK_MS = 250;
 const MiB = 2 ** 20;
-
-export interface TaskRecord {
-  readonly task: SimTask;
-  submittedAtMs: number | null;
-  phaseAtSubmit: CorePhase | null;
-  cancelRequestedAtMs: number | null;
-  readonly events: TaskEvent[];
-  readonly streamed: number[];
-  finishes: number;
-  finish: { readonly reason: FinishReason; readonly seqId: number; readonly tokens: readonly number[]; readonly atMs: number } | null;
-}
-
-export interface SimOutcome {
-  readonly scenario: Scenario;
-  readonly core: CoordinatorCore;
-  readonly tasks: ReadonlyMap<string, TaskRecord>;
-  /** What core.step threw, if it did (the run stops there). */
-  readonly thrown: unknown;
-  /** Tasks were still unfinished at the horizon. */
-  readonly hung: boolean;
-  readonly endMs: number;
-  readonly readyAtMs: number | null;
-  readonly lostAtMs: number | null;
-  readonly kills: readonly { readonly nodeId: string; readonly atMs: number; readonly wasStage: boolean }[];
-  readonly stageErrors: readonly { readonly nodeId: string; readonly batchId: number; readonly message: string; readonly atMs: number }[];
-  /** Task events the core emitted for ids nobody submitted. */
-  readonly strayEvents: readonly TaskEvent[];
-  /** Each live stage's cached length per sequence once the run went quiet (before shutdown). */
-  readonly finalCaches: readonly { readonly nodeId: string; readonly stageIndex: number; readonly lengths: ReadonlyMap<number, number> }[];
-  /** Core phase and System state once the run went quiet (before shutdown), and the System state after it. */
-  readonly quietPhase: CorePhase;
-  readonly quietSystemState: string;
-  readonly quietCoordinatorState: string;
-  readonly finalSystemState: string;
-  readonly suspectAtEnd: readonly string[];
-  /** How often each machine kind entered each state ("Worker→Suspect"), for coverage figures. */
-  readonly transitions: ReadonlyMap<string, number>;
-  readonly truncates: number;
-  readonly forwards: number;
-  readonly stageCount: number;
-  readonly trace: readonly string[];
-}
 
 interface SimWorker {
   readonly id: string;
@@ -92,10 +54,14 @@ export class Simulation {
   private truncates = 0;
   private forwards = 0;
   private readonly kills: { nodeId: string; atMs: number; wasStage: boolean }[] = [];
+  private readonly forgets: number[] = [];
   private readonly stageErrors: { nodeId: string; batchId: number; message: string; atMs: number }[] = [];
   private readonly strayEvents: TaskEvent[] = [];
   private readonly trace: string[] = [];
   private readonly transitions = new Map<string, number>();
+  /** Which tasks each forwarded batch carried, and the event being fed right now (to attribute failures). */
+  private readonly batchTasks = new Map<number, string[]>();
+  private feeding: CoreEvent | null = null;
 
   constructor(readonly scenario: Scenario, private readonly opts: SimOptions = {}) {
     const s = scenario;
@@ -144,7 +110,7 @@ export class Simulation {
     }
     return {
       scenario: s, core: this.core, tasks: this.tasks, thrown: this.thrown, hung, endMs, readyAtMs: this.readyAtMs, lostAtMs: this.lostAtMs,
-      kills: this.kills, stageErrors: this.stageErrors, strayEvents: this.strayEvents, finalCaches, quietPhase, quietSystemState, quietCoordinatorState,
+      kills: this.kills, forgets: this.forgets, stageErrors: this.stageErrors, strayEvents: this.strayEvents, finalCaches, quietPhase, quietSystemState, quietCoordinatorState,
       finalSystemState: this.core.system.state, suspectAtEnd, transitions: this.transitions, truncates: this.truncates, forwards: this.forwards,
       stageCount: this.core.plan?.stages.length ?? 0, trace: this.trace,
     };
@@ -194,9 +160,11 @@ export class Simulation {
   private feed(e: CoreEvent): void {
     if (this.stopped) return;
     let commands: CoreCommand[];
+    this.feeding = e;
     try {
       commands = this.core.step(e);
     } catch (err) {
+      this.feeding = null;
       this.thrown = err;
       this.stopped = true;
       if (this.opts.trace) this.trace.push(`${this.now().toFixed(3)} ${describeEvent(e)} THREW ${String(err)}`);
@@ -204,6 +172,7 @@ export class Simulation {
     }
     if (this.opts.trace) this.trace.push(`${this.now().toFixed(3)} ${describeEvent(e)} → ${commands.map(describeCommand).join('; ')}`);
     for (const c of commands) this.exec(c);
+    this.feeding = null;
   }
 
   private exec(c: CoreCommand): void {
@@ -219,6 +188,7 @@ export class Simulation {
       }
       case 'forward': {
         this.forwards++;
+        this.batchTasks.set(c.batch.batchId, c.batch.rows.map((r) => r.taskId));
         const w = this.byId.get(c.nodeId)!;
         this.send(COORD, w.id, () => this.onForward(w, c.batch));
         return;
@@ -259,7 +229,9 @@ export class Simulation {
     if (e.type === 'token') r.streamed.push(e.token);
     if (e.type === 'finished') {
       r.finishes++;
-      r.finish ??= { reason: e.reason, seqId: e.seqId, tokens: e.tokens, atMs: this.now() };
+      const refused = this.feeding?.type === 'worker_error' ? this.feeding.batchId : null;
+      const inRefusedBatch = refused !== null && (this.batchTasks.get(refused)?.includes(e.taskId) ?? false);
+      r.finish ??= { reason: e.reason, seqId: e.seqId, tokens: e.tokens, atMs: this.now(), inRefusedBatch };
     }
   }
 
@@ -356,6 +328,10 @@ export class Simulation {
       this.kills.push({ nodeId: w.id, atMs: this.now(), wasStage });
       // The coordinator sees the link close after everything the worker had already sent on it.
       this.send(w.id, COORD, () => this.feed({ type: 'worker_gone', nodeId: w.id, reason: 'connection reset', graceful: false }));
+    } else if (f.kind === 'forget') {
+      if (!w.stage) return;
+      w.stage.forget();
+      this.forgets.push(this.now());
     } else {
       w.stalledUntil = Math.max(w.stalledUntil, this.now() + f.forMs);
       // Keep the run going until the worker has had time to prove it is alive again.
@@ -371,42 +347,4 @@ export class Simulation {
 
 export function runScenario(scenario: Scenario, opts: SimOptions = {}): SimOutcome {
   return new Simulation(scenario, opts).run();
-}
-
-function describeEvent(e: CoreEvent): string {
-  switch (e.type) {
-    case 'submit':
-      return `submit ${e.task.taskId} (prompt ${e.task.promptIds.length}, max ${e.task.maxTokens})`;
-    case 'result':
-      return `result ${e.batchId} from ${e.nodeId}`;
-    case 'worker_error':
-      return `worker_error ${e.nodeId} batch ${e.batchId}: ${e.message}`;
-    case 'cancel':
-      return `cancel ${e.taskId}`;
-    case 'worker_joined':
-    case 'worker_loaded':
-    case 'heartbeat':
-      return `${e.type} ${e.nodeId}`;
-    case 'worker_gone':
-      return `worker_gone ${e.nodeId} (${e.graceful ? 'graceful' : e.reason})`;
-    default:
-      return e.type;
-  }
-}
-
-function describeCommand(c: CoreCommand): string {
-  switch (c.type) {
-    case 'forward':
-      return `forward ${c.batch.batchId}→${c.nodeId} [${Array.from(c.batch.seqIds, (s, i) => `${s}@${c.batch.positions[i]}`).join(' ')}]`;
-    case 'truncate':
-      return `truncate ${c.nodeId} seq ${c.seqId}`;
-    case 'task':
-      return c.event.type === 'finished' ? `${c.event.taskId} finished ${c.event.reason}` : `${c.event.taskId} ${c.event.type}`;
-    case 'assign':
-      return `assign ${c.nodeId} stage ${c.stageIndex}/${c.stageCount}`;
-    case 'log':
-      return 'log';
-    default:
-      return c.type;
-  }
 }

@@ -21,7 +21,9 @@ export type SimFault =
   /** The process dies: its links close, messages in flight to it are lost. */
   | { readonly kind: 'kill'; readonly worker: number; readonly anchor: Anchor; readonly atMs: number }
   /** The process freezes (GC pause, swapping): no heartbeats, no processing, then it carries on. */
-  | { readonly kind: 'stall'; readonly worker: number; readonly anchor: Anchor; readonly atMs: number; readonly forMs: number };
+  | { readonly kind: 'stall'; readonly worker: number; readonly anchor: Anchor; readonly atMs: number; readonly forMs: number }
+  /** The process loses its KV caches but stays up (restarted in place, memory reclaimed): batches then get refused. */
+  | { readonly kind: 'forget'; readonly worker: number; readonly anchor: Anchor; readonly atMs: number };
 
 export interface Range {
   readonly min: number;
@@ -78,6 +80,7 @@ export interface ScenarioKnobs {
   /** Probability that a scenario kills a worker / stalls one / cancels each task. */
   readonly killRate: number;
   readonly stallRate: number;
+  readonly forgetRate: number;
   readonly cancelRate: number;
   /** Probability that a task's prompt is longer than the context allows. */
   readonly overlongRate: number;
@@ -85,7 +88,7 @@ export interface ScenarioKnobs {
   readonly maxTasks: number;
 }
 
-export const DEFAULT_KNOBS: ScenarioKnobs = { killRate: 0.15, stallRate: 0.15, cancelRate: 0.1, overlongRate: 0.03, maxWorkers: 5, maxTasks: 12 };
+export const DEFAULT_KNOBS: ScenarioKnobs = { killRate: 0.15, stallRate: 0.15, forgetRate: 0.1, cancelRate: 0.1, overlongRate: 0.03, maxWorkers: 5, maxTasks: 12 };
 
 function randomSampler(d: Dice): SamplerParams {
   if (d.chance(0.5)) return GREEDY;
@@ -141,6 +144,7 @@ export function randomScenario(seed: number, knobs: ScenarioKnobs = DEFAULT_KNOB
   if (d.chance(knobs.stallRate)) {
     faults.push(startOrReady(d, 0.3, { kind: 'stall', worker: d.int(0, nWorkers - 1), forMs: d.real(200, 2500) }));
   }
+  if (d.chance(knobs.forgetRate)) faults.push({ kind: 'forget', worker: d.int(0, nWorkers - 1), anchor: 'ready', atMs: d.real(0, 1500) });
   return {
     seed,
     workerSpeeds: Array.from({ length: nWorkers }, () => (d.chance(0.5) ? 1e9 : d.int(5, 40) * 1e8)),

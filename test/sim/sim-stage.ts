@@ -28,6 +28,11 @@ export class SimStage {
     return new Map([...this.caches].map(([seq, c]) => [seq, c.length]));
   }
 
+  /** Lose every cache (the 'forget' fault). */
+  forget(): void {
+    this.caches.clear();
+  }
+
   /** Like the worker's TRUNCATE handler: rewind to min(fromPosition, cached length). */
   truncate(seqId: number, fromPosition: number): void {
     const c = this.caches.get(seqId);

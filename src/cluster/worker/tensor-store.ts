@@ -69,7 +69,7 @@ export class StageTensorStore {
 
   /** Read and verify every tensor from a local copy of the model. */
   loadFromFile(file: GgufFile, onProgress?: (loadedBytes: number) => void): void {
-    const source = fileTensorSource(file);
+    const source = fileTensorSource(file, { names: [...this.refs.keys()] });
     let done = 0;
     for (const ref of this.refs.values()) {
       const t = source(ref.name);

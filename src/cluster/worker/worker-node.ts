@@ -33,6 +33,8 @@ export interface WorkerOptions {
   readonly peerHost: string;
   readonly peerPort?: number;
   readonly heartbeatIntervalMs?: number;
+  /** How long to keep retrying a coordinator that refuses connections. Default 30 s. */
+  readonly joinTimeoutMs?: number;
   readonly logger: Logger;
 }
 
@@ -76,9 +78,14 @@ export class WorkerNode {
         conn.on('message', (m) => this.enqueue(() => this.onMessage(m, conn)));
       },
     });
-    const conn = await connect(opts.coordinatorHost, opts.coordinatorPort, {
-      secret: opts.secret, nodeId: opts.nodeId, role: 'worker', timeoutMs: 10_000, limits: { maxFrameBytes: 512 * 2 ** 20 },
-    });
+    let conn: FramedConnection;
+    try {
+      conn = await this.connectWithRetry();
+    } catch (err) {
+      await this.peerListener.close('could not join the coordinator');
+      this.kernels.dispose();
+      throw err;
+    }
     this.coordinator = conn;
     this.connections.track(conn, 'coordinator');
     conn.on('message', (m) => this.enqueue(() => this.onMessage(m, conn)));
@@ -98,6 +105,30 @@ export class WorkerNode {
       this.coordinator?.send(MessageType.HEARTBEAT, { seq: ++this.heartbeatSeq, sentAtMs: Date.now() }).catch(() => {});
     }, interval);
     this.heartbeatTimer.unref();
+  }
+
+  /**
+   * Workers may start before their coordinator (separate hosts, service managers): retry refused connections with
+   * backoff until `joinTimeoutMs`. A refused handshake (wrong secret) is final.
+   */
+  private async connectWithRetry(): Promise<FramedConnection> {
+    const { opts } = this;
+    const deadline = Date.now() + (opts.joinTimeoutMs ?? 30_000);
+    let delayMs = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await connect(opts.coordinatorHost, opts.coordinatorPort, {
+          secret: opts.secret, nodeId: opts.nodeId, role: 'worker', timeoutMs: 10_000, limits: { maxFrameBytes: 512 * 2 ** 20 },
+        });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const retryable = code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ETIMEDOUT';
+        if (!retryable || Date.now() + delayMs > deadline || this.stopping) throw err;
+        if (attempt === 1 || attempt % 10 === 0) opts.logger.info(`coordinator ${opts.coordinatorHost}:${opts.coordinatorPort} not reachable yet (${code}); retrying`);
+        await new Promise((r) => setTimeout(r, delayMs));
+        delayMs = Math.min(delayMs * 2, 1000);
+      }
+    }
   }
 
   /** Leave gracefully (SIGTERM): tell the coordinator, close links, release the stage. */
