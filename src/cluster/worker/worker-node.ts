@@ -160,9 +160,13 @@ export class WorkerNode {
         return this.onChunk(m.payload.name, m.payload.offset, m.payload.totalBytes, m.binary);
       case MessageType.FORWARD:
         return this.onForward(m.payload, m.binary, from);
-      case MessageType.TRUNCATE:
-        this.stage?.truncate(m.payload.seqId, Math.min(m.payload.fromPosition, this.stage.sequenceLength(m.payload.seqId)));
+      case MessageType.TRUNCATE: {
+        const { seqId, fromPosition } = m.payload;
+        this.stage?.truncate(seqId, Math.min(fromPosition, this.stage.sequenceLength(seqId)));
+        // Relay down the pipeline on the same link as the batches, so it stays ordered with them at every stage.
+        await this.next?.send(MessageType.TRUNCATE, m.payload).catch(() => {});
         return;
+      }
       case MessageType.SHUTDOWN:
         await this.stop(`coordinator asked: ${m.payload.reason}`);
         return;
