@@ -30,11 +30,11 @@ const TOLERANCE: Record<SynthTypeName, number> = {
   f32: 1e-4,
   f16: 5e-3,
   bf16: 2e-2,
-  q8_0: 1e-3,
-  q4_0: 1e-3,
-  q4_k: 1e-3,
-  q5_k: 1e-3,
-  q6_k: 1e-3,
+  q8_0: 1e-4,
+  q4_0: 1e-4,
+  q4_k: 1e-4,
+  q5_k: 1e-4,
+  q6_k: 1e-4,
 };
 
 function promptOf(len: number, vocab: number, seed: number): number[] {
@@ -48,12 +48,15 @@ interface Case {
   type: SynthTypeName;
   tied: boolean;
   promptTokens: number;
+  arch?: 'llama' | 'qwen2';
 }
 
 const CASES: Case[] = [
   { name: 'GQA 1 (MHA), untied', shape: SHAPES.mha, type: 'f32', tied: false, promptTokens: 12 },
   { name: 'GQA 2, tied', shape: SHAPES.tiny, type: 'f32', tied: true, promptTokens: 20 },
   { name: 'GQA 4, odd sizes, 120-token prompt', shape: SHAPES.odd, type: 'f32', tied: false, promptTokens: 120 },
+  { name: 'qwen2 (QKV biases, NEOX rope, byte-level BPE)', shape: SHAPES.tiny, type: 'f32', tied: true, promptTokens: 30, arch: 'qwen2' },
+  { name: 'qwen2, q4_k', shape: SHAPES.tiny, type: 'q4_k', tied: false, promptTokens: 30, arch: 'qwen2' },
   ...(['f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'] as const).map((type) => ({
     name: `GQA 2, ${type}`, shape: SHAPES.tiny, type, tied: false, promptTokens: 24,
   })),
@@ -64,7 +67,9 @@ const GEN_TOKENS = 16;
 describe('conformance with llama.cpp', () => {
   for (const c of CASES) {
     it(`${c.name} (${c.type})`, async () => {
-      const path = models.model(c.name.replace(/\W+/g, '_'), c.shape, c.type, { tied: c.tied, seed: 11 });
+      const path = models.model(c.name.replace(/\W+/g, '_'), c.shape, c.type, {
+        tied: c.tied, seed: 11, arch: c.arch, tokenizer: c.arch === 'qwen2' ? 'gpt2' : 'llama',
+      });
       const prompt = promptOf(c.promptTokens, c.shape.vocabSize, c.promptTokens);
       const refModel: LlamaModel = await loadReferenceModel(path);
       let ref;

@@ -19,6 +19,7 @@ export interface SynthCliOptions {
   type: SynthTypeName;
   tied: boolean;
   tokenizer: 'llama' | 'gpt2';
+  arch: 'llama' | 'qwen2';
 }
 
 export function synthesize(opts: SynthCliOptions, log: (line: string) => void): void {
@@ -26,7 +27,7 @@ export function synthesize(opts: SynthCliOptions, log: (line: string) => void): 
   mkdirSync(dirname(opts.out), { recursive: true });
   log(`synthesizing ${opts.preset} ${opts.type}${opts.tied ? ' tied' : ''} model (seed ${opts.seed}) → ${opts.out}`);
   writeSyntheticModel(opts.out, {
-    shape: SYNTH_PRESETS[opts.preset], seed: opts.seed, type: opts.type, tied: opts.tied, tokenizer: opts.tokenizer,
+    shape: SYNTH_PRESETS[opts.preset], seed: opts.seed, type: opts.type, tied: opts.tied, tokenizer: opts.tokenizer, arch: opts.arch,
     name: `butterfly-${opts.preset}-${opts.type}`,
   });
   const mib = statSync(opts.out).size / 2 ** 20;
@@ -36,7 +37,7 @@ export function synthesize(opts: SynthCliOptions, log: (line: string) => void): 
 /** The cached path of a synthesized model, created on first use. */
 export function ensureSyntheticModel(preset: SynthPreset, type: SynthTypeName, seed = 1, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): string {
   const path = join(modelCacheDir(), `${preset}-${type}-s${seed}.gguf`);
-  if (!existsSync(path)) synthesize({ out: path, preset, seed, type, tied: false, tokenizer: 'llama' }, log);
+  if (!existsSync(path)) synthesize({ out: path, preset, seed, type, tied: false, tokenizer: 'llama', arch: 'llama' }, log);
   return path;
 }
 
@@ -51,6 +52,7 @@ export function registerModel(program: Command): void {
     .option('--type <t>', `weight type: ${Object.keys(SYNTH_TYPES).join('|')}`, choice('--type', Object.keys(SYNTH_TYPES) as SynthTypeName[]), 'f32')
     .option('--tied', 'tie the output head to the token embedding (no output.weight)', false)
     .option('--tokenizer <kind>', 'tokenizer kind: llama (SentencePiece) | gpt2 (byte-level BPE)', choice('--tokenizer', ['llama', 'gpt2'] as const), 'llama')
+    .option('--arch <arch>', 'architecture: llama | qwen2 (Q/K/V biases, NEOX rope)', choice('--arch', ['llama', 'qwen2'] as const), 'llama')
     .action((opts: SynthCliOptions) => {
       synthesize(opts, (l) => process.stderr.write(l + '\n'));
     });

@@ -40,6 +40,8 @@ export interface SynthOptions {
   readonly type: SynthTypeName;
   readonly tied: boolean;
   readonly tokenizer?: 'llama' | 'gpt2';
+  /** 'qwen2' adds Q/K/V biases and uses NEOX rotary embeddings (llama.cpp decides by architecture). */
+  readonly arch?: 'llama' | 'qwen2';
   readonly name?: string;
 }
 
@@ -73,6 +75,7 @@ export function synthesizeModel(opts: SynthOptions): { metadata: Array<[string, 
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new Error(`dim ${s.dim} / ${s.nHeads} heads must be an even integer`);
   if (s.nHeads % s.nKvHeads !== 0) throw new Error(`${s.nHeads} heads are not a multiple of ${s.nKvHeads} KV heads`);
   const wtype = SYNTH_TYPES[opts.type];
+  const arch = opts.arch ?? 'llama';
   const rng = new SplitMix32(opts.seed);
   const kvDim = s.nKvHeads * headDim;
   const tensors: GgufTensorToWrite[] = [];
@@ -90,6 +93,11 @@ export function synthesizeModel(opts: SynthOptions): { metadata: Array<[string, 
     mat(p + 'attn_q.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
     mat(p + 'attn_k.weight', kvDim, s.dim, 1 / Math.sqrt(s.dim));
     mat(p + 'attn_v.weight', kvDim, s.dim, 1 / Math.sqrt(s.dim));
+    if (arch === 'qwen2') {
+      for (const [name, n] of [['attn_q.bias', s.dim], ['attn_k.bias', kvDim], ['attn_v.bias', kvDim]] as const) {
+        tensors.push({ name: p + name, type: GGMLType.F32, dims: [n], data: f32Bytes(gaussianMatrix(rng, 1, n, 0.5)) });
+      }
+    }
     mat(p + 'attn_output.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
     vec(p + 'ffn_norm.weight', s.dim);
     mat(p + 'ffn_gate.weight', s.ffDim, s.dim, 1 / Math.sqrt(s.dim));
@@ -105,19 +113,19 @@ export function synthesizeModel(opts: SynthOptions): { metadata: Array<[string, 
     ? syntheticBpeVocab({ size: s.vocabSize, seed: opts.seed })
     : syntheticSpmVocab({ size: s.vocabSize, seed: opts.seed });
   const metadata: Array<[string, GgufMetaEntry]> = [
-    ['general.architecture', meta.str('llama')],
+    ['general.architecture', meta.str(arch)],
     ['general.name', meta.str(opts.name ?? 'butterfly-synthetic')],
     ['general.file_type', meta.u32(FILE_TYPE[opts.type])],
-    ['llama.context_length', meta.u32(s.contextLength)],
-    ['llama.embedding_length', meta.u32(s.dim)],
-    ['llama.block_count', meta.u32(s.nLayers)],
-    ['llama.feed_forward_length', meta.u32(s.ffDim)],
-    ['llama.attention.head_count', meta.u32(s.nHeads)],
-    ['llama.attention.head_count_kv', meta.u32(s.nKvHeads)],
-    ['llama.rope.dimension_count', meta.u32(headDim)],
-    ['llama.rope.freq_base', meta.f32(10000)],
-    ['llama.attention.layer_norm_rms_epsilon', meta.f32(1e-5)],
-    ['llama.vocab_size', meta.u32(s.vocabSize)],
+    [`${arch}.context_length`, meta.u32(s.contextLength)],
+    [`${arch}.embedding_length`, meta.u32(s.dim)],
+    [`${arch}.block_count`, meta.u32(s.nLayers)],
+    [`${arch}.feed_forward_length`, meta.u32(s.ffDim)],
+    [`${arch}.attention.head_count`, meta.u32(s.nHeads)],
+    [`${arch}.attention.head_count_kv`, meta.u32(s.nKvHeads)],
+    [`${arch}.rope.dimension_count`, meta.u32(headDim)],
+    [`${arch}.rope.freq_base`, meta.f32(10000)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, meta.f32(1e-5)],
+    [`${arch}.vocab_size`, meta.u32(s.vocabSize)],
     ...vocabMetadata(vocab),
   ];
   return { metadata, tensors };

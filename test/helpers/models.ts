@@ -8,12 +8,12 @@ export class ModelDir {
   readonly dir = mkdtempSync(join(tmpdir(), 'butterfly-test-'));
   private readonly made = new Map<string, string>();
 
-  model(name: string, shape: SynthShape, type: SynthTypeName, opts: { tied?: boolean; seed?: number; tokenizer?: 'llama' | 'gpt2' } = {}): string {
-    const key = `${name}-${type}-${opts.tied ? 'tied' : 'untied'}-${opts.seed ?? 1}-${opts.tokenizer ?? 'llama'}`;
+  model(name: string, shape: SynthShape, type: SynthTypeName, opts: { tied?: boolean; seed?: number; tokenizer?: 'llama' | 'gpt2'; arch?: 'llama' | 'qwen2' } = {}): string {
+    const key = `${name}-${type}-${opts.tied ? 'tied' : 'untied'}-${opts.seed ?? 1}-${opts.tokenizer ?? 'llama'}-${opts.arch ?? 'llama'}`;
     const hit = this.made.get(key);
     if (hit) return hit;
     const path = join(this.dir, `${key}.gguf`);
-    writeSyntheticModel(path, { shape, seed: opts.seed ?? 1, type, tied: opts.tied ?? false, tokenizer: opts.tokenizer ?? 'llama' });
+    writeSyntheticModel(path, { shape, seed: opts.seed ?? 1, type, tied: opts.tied ?? false, tokenizer: opts.tokenizer ?? 'llama', arch: opts.arch });
     this.made.set(key, path);
     return path;
   }
