@@ -19,6 +19,7 @@ describe('messages', () => {
       positions: [17, 4],
       input: { kind: 'hidden', dtype: 'f32', shape: [2, 8] },
       logitRows: [1],
+      sampling: [{ sampler: [0.7, 40, 0.95, 0.05, 1.1, 64, 7, 123456789], recent: [5, 6, 7], topLogprobs: 2 }],
     };
     const m = roundTrip(encodeMessage(MessageType.FORWARD, payload, { binary: bytesOf(hidden), streamId: 9 }));
     expect(isMessage(m, MessageType.FORWARD)).toBe(true);
@@ -28,6 +29,17 @@ describe('messages', () => {
     const view = viewTensor(m.binary, m.payload.input);
     expect(view).toBeInstanceOf(Float32Array);
     expect(Array.from(view as Float32Array)).toEqual(Array.from(hidden));
+  });
+
+  it('reads an older peer\'s FORWARD without sampling specs as raw-logits mode, and rejects a spec count mismatch', () => {
+    const base = { batchId: 1, seqIds: [0, 0], positions: [0, 1], input: { kind: 'tokens', dtype: 'i32', shape: [2] }, logitRows: [1] };
+    const tokens = bytesOf(Int32Array.from([1, 2]));
+    const [f] = new FrameDecoder().push(encodeFrame({ type: MessageType.FORWARD, json: base, binary: tokens }));
+    const m = decodeMessage(f!);
+    expect(isMessage(m, MessageType.FORWARD) && m.payload.sampling).toBe(null);
+    const spec = { sampler: [0, 0, 1, 0, 1, 64, 0, 0], recent: [], topLogprobs: 0 };
+    const [g] = new FrameDecoder().push(encodeFrame({ type: MessageType.FORWARD, json: { ...base, sampling: [spec, spec] }, binary: tokens }));
+    expect(() => decodeMessage(g!)).toThrow(/2 sampling specs for 1 logit rows/);
   });
 
   it('round-trips tokens as i32', () => {

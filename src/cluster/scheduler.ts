@@ -31,8 +31,24 @@ export interface BatchRow {
   readonly logitIndex: number;
 }
 
+/** What the last stage needs to sample a logit row itself (see transport SamplingSpec). */
+export interface RowSampling {
+  readonly sampler: readonly number[];
+  readonly recent: readonly number[];
+  readonly topLogprobs: number;
+}
+
+/** A logit row sampled on the last stage. */
+export interface SampledRow {
+  readonly token: number;
+  readonly rngState: number;
+  readonly logprobs: TokenLogprob[] | null;
+}
+
 export interface MicroBatch {
   readonly batchId: number;
+  /** One per logit row, in logitRows order. */
+  readonly sampling: readonly RowSampling[];
   readonly seqIds: Int32Array;
   readonly positions: Int32Array;
   readonly tokens: Int32Array;
@@ -51,7 +67,7 @@ export type TaskEvent =
 interface TaskRun {
   readonly input: TaskInput;
   readonly seqId: number;
-  readonly sampler: Sampler;
+  sampler: Sampler;
   readonly generated: number[];
   /** prompt tokens already sent through the pipeline */
   prefilled: number;
@@ -122,6 +138,7 @@ export class BatchScheduler {
     const tokens: number[] = [];
     const logitRows: number[] = [];
     const rows: BatchRow[] = [];
+    const sampling: RowSampling[] = [];
     const members: TaskRun[] = [];
     let budget = this.cfg.maxBatchTokens;
     // Decoding sequences first (one token each, latency-critical), then prompt chunks.
@@ -137,7 +154,10 @@ export class BatchScheduler {
           tokens.push(prompt[run.prefilled + i]!);
         }
         const done = run.prefilled + n === prompt.length;
-        if (done) logitRows.push(tokens.length - 1);
+        if (done) {
+          logitRows.push(tokens.length - 1);
+          sampling.push(this.rowSampling(run));
+        }
         rows.push({ taskId: run.input.taskId, logitIndex: done ? logitRows.length - 1 : -1 });
         run.prefilled += n;
         budget -= n;
@@ -146,6 +166,7 @@ export class BatchScheduler {
         positions.push(prompt.length + run.generated.length - 1);
         tokens.push(run.pending);
         logitRows.push(tokens.length - 1);
+        sampling.push(this.rowSampling(run));
         rows.push({ taskId: run.input.taskId, logitIndex: logitRows.length - 1 });
         budget -= 1;
       } else {
@@ -161,6 +182,7 @@ export class BatchScheduler {
       tokens: Int32Array.from(tokens),
       logitRows: Int32Array.from(logitRows),
       rows,
+      sampling,
     };
     const events: TaskEvent[] = [];
     for (const run of members) {
@@ -174,26 +196,46 @@ export class BatchScheduler {
     return { batch, events };
   }
 
-  /** Logits (logitRows.length × vocab) came back for a batch: sample and advance its tasks. */
+  /** Logits (logitRows.length × vocab) came back for a batch: sample here and advance its tasks. */
   complete(batchId: number, logits: Float32Array, vocabSize: number): TaskEvent[] {
     const batch = this.inFlight.get(batchId);
     if (!batch) throw new Error(`result for unknown batch ${batchId}`);
     if (logits.length !== batch.logitRows.length * vocabSize) {
       throw new Error(`batch ${batchId}: expected ${batch.logitRows.length}×${vocabSize} logits, got ${logits.length} values`);
     }
-    this.inFlight.delete(batchId);
+    return this.advance(batch, (run, logitIndex) => {
+      const l = logits.subarray(logitIndex * vocabSize, (logitIndex + 1) * vocabSize);
+      const token = run.sampler.sample(l, this.recentTokens(run));
+      return { token, logprobs: run.input.topLogprobs > 0 ? topLogprobs(l, run.input.topLogprobs) : null };
+    });
+  }
+
+  /**
+   * The last stage sampled the batch's rows itself (with the specs in batch.sampling): adopt its tokens and advance
+   * each task's sampler to the returned PRNG state — the same state sampling here would have left.
+   */
+  completeSampled(batchId: number, rows: readonly SampledRow[]): TaskEvent[] {
+    const batch = this.inFlight.get(batchId);
+    if (!batch) throw new Error(`result for unknown batch ${batchId}`);
+    if (rows.length !== batch.logitRows.length) throw new Error(`batch ${batchId}: expected ${batch.logitRows.length} sampled rows, got ${rows.length}`);
+    return this.advance(batch, (run, logitIndex) => {
+      const r = rows[logitIndex]!;
+      run.sampler = new Sampler(run.sampler.params, r.rngState);
+      return { token: r.token, logprobs: run.input.topLogprobs > 0 ? r.logprobs : null };
+    });
+  }
+
+  private advance(batch: MicroBatch, pick: (run: TaskRun, logitIndex: number) => { token: number; logprobs: TokenLogprob[] | null }): TaskEvent[] {
+    this.inFlight.delete(batch.batchId);
     const events: TaskEvent[] = [];
     for (const row of batch.rows) {
       const run = this.active.get(row.taskId);
-      if (!run || run.inFlight !== batchId) continue; // cancelled meanwhile
+      if (!run || run.inFlight !== batch.batchId) continue; // cancelled meanwhile
       run.inFlight = null;
       if (row.logitIndex < 0) continue;
-      const l = logits.subarray(row.logitIndex * vocabSize, (row.logitIndex + 1) * vocabSize);
-      const recent = run.input.promptIds.concat(run.generated);
-      const token = run.sampler.sample(l, recent);
-      const lp = run.input.topLogprobs > 0 ? topLogprobs(l, run.input.topLogprobs) : null;
+      const { token, logprobs } = pick(run, row.logitIndex);
       run.generated.push(token);
-      events.push({ type: 'token', taskId: row.taskId, token, index: run.generated.length - 1, logprobs: lp });
+      events.push({ type: 'token', taskId: row.taskId, token, index: run.generated.length - 1, logprobs });
       const total = run.input.promptIds.length + run.generated.length;
       if (!run.input.ignoreEos && this.cfg.eogIds.has(token)) events.push(this.finish(run, 'stop'));
       else if (run.generated.length >= run.input.maxTokens || total >= this.cfg.contextLength) events.push(this.finish(run, 'length'));
@@ -201,6 +243,19 @@ export class BatchScheduler {
     }
     events.push(...this.admit());
     return events;
+  }
+
+  /** The tokens the repetition penalty may look at: the last repeatLastN of prompt + generated. */
+  private recentTokens(run: TaskRun): number[] {
+    const n = run.sampler.params.repeatLastN;
+    const g = run.generated;
+    if (g.length >= n) return g.slice(g.length - n);
+    const p = run.input.promptIds;
+    return p.slice(Math.max(0, p.length - (n - g.length))).concat(g);
+  }
+
+  private rowSampling(run: TaskRun): RowSampling {
+    return { sampler: run.sampler.toWire(), recent: this.recentTokens(run), topLogprobs: run.input.topLogprobs };
   }
 
   /** A batch was lost (stage failure): its tasks fail (recovery arrives with checkpoints). */

@@ -52,7 +52,7 @@ export class Sampler {
     const vals = this.candVals;
     for (let i = 0; i < n; i++) vals[i] = logits[i]!;
     if (p.repeatPenalty !== 1 && recentTokens.length > 0) {
-      const seen = new Set(recentTokens.slice(-p.repeatLastN));
+      const seen = new Set(p.repeatLastN > 0 ? recentTokens.slice(-p.repeatLastN) : []);
       for (const id of seen) {
         if (id < 0 || id >= n) continue;
         const v = vals[id]!;
@@ -105,6 +105,18 @@ export class Sampler {
       if (r < acc) return sorted[i]!;
     }
     return sorted[count - 1]!;
+  }
+
+  /** The same 8 values as serialize(), as plain numbers (JSON carries float64 exactly). */
+  toWire(): number[] {
+    return Array.from(new Float64Array(this.serialize().buffer));
+  }
+
+  static fromWire(v: readonly number[]): Sampler {
+    if (v.length !== SAMPLER_STATE_BYTES / 8 || v.some((x) => typeof x !== 'number' || !Number.isFinite(x))) {
+      throw new Error(`sampler state must be ${SAMPLER_STATE_BYTES / 8} finite numbers`);
+    }
+    return Sampler.restore(new Uint8Array(Float64Array.from(v).buffer));
   }
 
   serialize(): Uint8Array {

@@ -49,6 +49,11 @@ export function nullable<T>(inner: Check<T>): Check<T | null> {
   return (v, p) => (v === null ? null : inner(v, p));
 }
 
+/** A field newer peers send and older ones omit: absent (or null) reads as null. */
+export function optional<T>(inner: Check<T>): Check<T | null> {
+  return (v, p) => (v === null || v === undefined ? null : inner(v, p));
+}
+
 export type Shape<T> = { readonly [K in keyof T]-?: Check<T[K]> };
 
 /**

@@ -5,7 +5,7 @@
  */
 import { ProtocolError } from './errors.js';
 import { type Frame, type FrameToEncode } from './frame.js';
-import { arrayOf, bool, count, hex, nullable, num, object, oneOf, str, text, type Check } from './json-shape.js';
+import { arrayOf, bool, count, hex, nullable, num, object, oneOf, optional, str, text, type Check } from './json-shape.js';
 import { MessageType, isMessageType, messageTypeName } from './message-types.js';
 import { WIRE_DTYPES, tensorByteLength, type WireTensor } from './tensor-bytes.js';
 
@@ -169,8 +169,21 @@ export interface ForwardInput extends WireTensor {
   readonly kind: 'tokens' | 'hidden';
 }
 
+/**
+ * How the last stage picks the token for one logit row, so only the token (not 4 × vocab bytes of logits) travels
+ * back. The sampler state is the coordinator's (Sampler.toWire()); the result returns the advanced PRNG state.
+ */
+export interface SamplingSpec {
+  readonly sampler: readonly number[];
+  /** The recent tokens the repetition penalty looks at (the sequence's last repeatLastN). */
+  readonly recent: readonly number[];
+  readonly topLogprobs: number;
+}
+
 /** Run one batch through this worker's layers. binary = the input tensor. */
 export interface ForwardPayload {
+  /** One per logit row: sample on the last stage (then RESULT carries tokens), or null to return raw logits. */
+  readonly sampling: readonly SamplingSpec[] | null;
   readonly batchId: number;
   /** Per row of the input: the sequence (KV cache slot) and the position within it. */
   readonly seqIds: readonly number[];
@@ -184,8 +197,17 @@ export interface ForwardOutput extends WireTensor {
   readonly kind: 'hidden' | 'logits' | 'tokens';
 }
 
+export interface SampledTokens {
+  /** The sampler's PRNG state after each row's draw. */
+  readonly rngStates: readonly number[];
+  /** Top log-probabilities per row (empty arrays when not asked). */
+  readonly logprobs: ReadonlyArray<ReadonlyArray<{ readonly id: number; readonly logprob: number }>>;
+}
+
 /** binary = the output tensor. */
 export interface ResultPayload {
+  /** Set when the output is sampled tokens (kind 'tokens'). */
+  readonly sampled: SampledTokens | null;
   readonly batchId: number;
   readonly output: ForwardOutput;
   readonly computeMs: number;
@@ -304,6 +326,7 @@ const SHAPES: { readonly [T in MessageType]: Check<MessagePayloads[T]> } = {
   [MessageType.LOAD_PROGRESS]: object<LoadProgressPayload>({ planId: text(64), loadedBytes: count, totalBytes: count }),
   [MessageType.LOADED]: object<LoadedPayload>({ planId: text(64), firstLayer: count, lastLayer: count, tensorCount: count, loadMs: num }),
   [MessageType.FORWARD]: object<ForwardPayload>({
+    sampling: optional(arrayOf(object<SamplingSpec>({ sampler: arrayOf(num, 8), recent: arrayOf(count, 4096), topLogprobs: count }), 1_000_000)),
     batchId: count,
     seqIds: arrayOf(count),
     positions: arrayOf(count),
@@ -311,6 +334,10 @@ const SHAPES: { readonly [T in MessageType]: Check<MessagePayloads[T]> } = {
     logitRows: arrayOf(count),
   }),
   [MessageType.RESULT]: object<ResultPayload>({
+    sampled: optional(object<SampledTokens>({
+      rngStates: arrayOf(count),
+      logprobs: arrayOf(arrayOf(object<{ id: number; logprob: number }>({ id: count, logprob: num }), 100)),
+    })),
     batchId: count,
     output: object<ForwardOutput>({ kind: oneOf('hidden', 'logits', 'tokens'), dtype: wireDType, shape: dims }),
     computeMs: num,
@@ -334,6 +361,7 @@ function checkBinary(type: MessageType, payload: MessagePayloads[MessageType], b
       if (p.input.kind === 'tokens' && (p.input.dtype !== 'i32' || p.input.shape.length !== 1)) bad('tokens must be i32 with shape [n]');
       if (p.input.kind === 'hidden' && p.input.shape.length !== 2) bad('hidden states must have shape [n, dim]');
       for (const r of p.logitRows) if (r >= rows) bad(`logit row ${r} is outside the ${rows} input rows`);
+      if (p.sampling && p.sampling.length !== p.logitRows.length) bad(`${p.sampling.length} sampling specs for ${p.logitRows.length} logit rows`);
       const want = tensorByteLength(p.input);
       if (binary.byteLength !== want) bad(`input ${p.input.dtype}[${p.input.shape.join('×')}] needs ${want} bytes, frame carries ${binary.byteLength}`);
       return;

@@ -216,8 +216,16 @@ export class CoordinatorNode implements InferenceService {
         this.apply({ type: 'worker_loaded', nodeId, planId: m.payload.planId });
         return;
       case MessageType.RESULT: {
-        const logits = viewTensor(m.binary, { ...m.payload.output, dtype: 'f32' });
-        this.apply({ type: 'result', nodeId, batchId: m.payload.batchId, logits });
+        const p = m.payload;
+        if (p.sampled && p.output.kind === 'tokens') {
+          const tokens = viewTensor(m.binary, { ...p.output, dtype: 'i32' });
+          const rows = Array.from(tokens, (token, i) => ({
+            token, rngState: p.sampled!.rngStates[i]!, logprobs: p.sampled!.logprobs[i]?.length ? [...p.sampled!.logprobs[i]!] : null,
+          }));
+          this.apply({ type: 'sampled', nodeId, batchId: p.batchId, rows });
+        } else {
+          this.apply({ type: 'result', nodeId, batchId: p.batchId, logits: viewTensor(m.binary, { ...p.output, dtype: 'f32' }) });
+        }
         return;
       }
       case MessageType.ERROR:
@@ -251,6 +259,7 @@ export class CoordinatorNode implements InferenceService {
         const b = c.batch;
         this.send(c.nodeId, MessageType.FORWARD, {
           batchId: b.batchId, seqIds: Array.from(b.seqIds), positions: Array.from(b.positions), logitRows: Array.from(b.logitRows),
+          sampling: b.sampling.length > 0 ? b.sampling : null,
           input: { kind: 'tokens', dtype: 'i32', shape: [b.tokens.length] },
         }, bytesOf(b.tokens));
         return;

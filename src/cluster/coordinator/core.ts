@@ -26,7 +26,7 @@ import {
 } from '../../state/index.js';
 import type { JoinPayload, NextHop } from '../../transport/messages.js';
 import { PlanError, planLayers, type ModelShape, type Plan, type PlanOptions } from '../planner.js';
-import { BatchScheduler, type MicroBatch, type SchedulerConfig, type TaskEvent, type TaskInput } from '../scheduler.js';
+import { BatchScheduler, type MicroBatch, type SampledRow, type SchedulerConfig, type TaskEvent, type TaskInput } from '../scheduler.js';
 
 export type CoreEvent =
   | { readonly type: 'start' }
@@ -36,6 +36,7 @@ export type CoreEvent =
   | { readonly type: 'worker_error'; readonly nodeId: string; readonly code: string; readonly message: string; readonly batchId: number | null }
   | { readonly type: 'heartbeat'; readonly nodeId: string }
   | { readonly type: 'result'; readonly nodeId: string; readonly batchId: number; readonly logits: Float32Array }
+  | { readonly type: 'sampled'; readonly nodeId: string; readonly batchId: number; readonly rows: readonly SampledRow[] }
   | { readonly type: 'submit'; readonly task: TaskInput }
   | { readonly type: 'cancel'; readonly taskId: string }
   | { readonly type: 'tick' }
@@ -155,7 +156,10 @@ export class CoordinatorCore {
         this.onHeartbeat(event.nodeId);
         break;
       case 'result':
-        this.onResult(event.batchId, event.logits);
+        this.onResult(event.batchId, (sch) => sch.complete(event.batchId, event.logits, this.opts.vocabSize));
+        break;
+      case 'sampled':
+        this.onResult(event.batchId, (sch) => sch.completeSampled(event.batchId, event.rows));
         break;
       case 'submit':
         this.onSubmit(event.task);
@@ -380,7 +384,7 @@ export class CoordinatorCore {
     this.pump();
   }
 
-  private onResult(batchId: number, logits: Float32Array): void {
+  private onResult(batchId: number, complete: (scheduler: BatchScheduler) => TaskEvent[]): void {
     if (!this.scheduler) return;
     const stages = this.stageWorkers().length;
     if (this.coordinator.state === 'Assigning') {
@@ -388,7 +392,7 @@ export class CoordinatorCore {
     }
     let events: TaskEvent[];
     try {
-      events = this.scheduler.complete(batchId, logits, this.opts.vocabSize);
+      events = complete(this.scheduler);
     } catch (err) {
       this.log('error', `bad result for batch ${batchId}: ${(err as Error).message}`);
       events = this.scheduler.failBatch(batchId);

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { createKernels, type Kernels } from '../../engine/kernels/index.js';
 import { openModel } from '../../engine/model/load.js';
 import { Stage } from '../../engine/model/stage.js';
+import { Sampler, topLogprobs } from '../../engine/sampler.js';
 import { loadStageWeights } from '../../engine/model/weights.js';
 import type { LlamaConfig } from '../../engine/model/config.js';
 import { createPartitionMachine, createWorkerMachine, Trigger, type PartitionMachine, type WorkerMachine } from '../../state/index.js';
@@ -285,13 +286,32 @@ export class WorkerNode {
     if (out.hidden) {
       if (!this.next) throw new Error('a middle stage has no next hop');
       await this.next.send(MessageType.FORWARD, {
-        batchId: p.batchId, seqIds: p.seqIds, positions: p.positions, logitRows: p.logitRows,
+        batchId: p.batchId, seqIds: p.seqIds, positions: p.positions, logitRows: p.logitRows, sampling: p.sampling,
         input: { kind: 'hidden', dtype: 'f32', shape: [n, stage.cfg.dim] },
       }, { binary: bytesOf(out.hidden) });
     } else {
       const logits = out.logits!;
+      const vocab = stage.cfg.vocabSize;
+      if (p.sampling) {
+        // Sample here: only the tokens (and any requested logprobs) go back, not 4 × vocab bytes per row.
+        const tokens = new Int32Array(p.sampling.length);
+        const rngStates: number[] = [];
+        const lps: Array<Array<{ id: number; logprob: number }>> = [];
+        p.sampling.forEach((spec, i) => {
+          const row = logits.subarray(i * vocab, (i + 1) * vocab);
+          const sampler = Sampler.fromWire(spec.sampler);
+          tokens[i] = sampler.sample(row, spec.recent);
+          rngStates.push(sampler.rngState);
+          lps.push(spec.topLogprobs > 0 ? topLogprobs(row, spec.topLogprobs) : []);
+        });
+        await this.coordinator!.send(MessageType.RESULT, {
+          batchId: p.batchId, computeMs: performance.now() - started, sampled: { rngStates, logprobs: lps },
+          output: { kind: 'tokens', dtype: 'i32', shape: [tokens.length] },
+        }, { binary: bytesOf(tokens) });
+        return;
+      }
       await this.coordinator!.send(MessageType.RESULT, {
-        batchId: p.batchId, computeMs, output: { kind: 'logits', dtype: 'f32', shape: [p.logitRows.length, stage.cfg.vocabSize] },
+        batchId: p.batchId, computeMs, sampled: null, output: { kind: 'logits', dtype: 'f32', shape: [p.logitRows.length, vocab] },
       }, { binary: bytesOf(logits) });
     }
   }
