@@ -22,6 +22,7 @@ afterAll(() => models.cleanup());
 interface GenJson {
   tokens: number[];
   text: string;
+  top_logprobs: Array<Array<{ id: number; logprob: number }>>;
 }
 
 async function generateCli(model: string, extra: string[]): Promise<GenJson> {
@@ -36,13 +37,14 @@ describe('generate --workers N on real processes', () => {
   ] as const) {
     it(`1, 2, 3, 4 workers give the same tokens as one process (${name})`, async () => {
       const model = models.model('cluster', { ...SHAPES.tiny, nLayers: 4 }, 'q8_0');
-      const args = ['--prompt', 'The quick brown fox', '--max-tokens', '24', '--ignore-eos', ...extra];
+      const args = ['--prompt', 'The quick brown fox', '--max-tokens', '24', '--ignore-eos', '--top-logprobs', '3', ...extra];
       const alone = await generateCli(model, args);
       expect(alone.tokens.length).toBe(24);
       for (const n of [1, 2, 3, 4]) {
         const split = await generateCli(model, [...args, '--workers', String(n)]);
         expect(split.tokens, `${n} workers`).toEqual(alone.tokens);
         expect(split.text).toBe(alone.text);
+        expect(split.top_logprobs).toEqual(alone.top_logprobs);
       }
     });
   }
