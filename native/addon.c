@@ -2,6 +2,8 @@
  * N-API glue (plain C, NAPI_VERSION 8). Exports:
  *   createPool(threads, spinUs) → handle        destroyPool(handle)
  *   matmul(handle, out, wBytes, type, rows, cols, x, nTok, scalar)
+ *   attention(handle, out, q, nTok, nPos, cacheOf, keys[], values[], nHeads, nKvHeads, headDim, scalar)
+ *   swiglu(handle, gate, up, n, scalar)        exp(out, x, scalar)
  *   mapFileRange(path, offset, length) → Uint8Array (read-only mmap; unmapped when collected)
  *   allocAligned(bytes) → Uint8Array | null (64-byte aligned, zeroed; null if external buffers are refused)
  *   simdLevel() → "avx512" | "avx2" | "scalar"
@@ -15,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attention.h"
 #include "butterfly.h"
 #include "matmul.h"
 #include "pool.h"
@@ -35,6 +39,8 @@ typedef struct {
   bf_pool *pool;
   void *scratch;
   size_t scratch_bytes;
+  void *attn_scratch; /* per-thread attention scratch, grown as needed */
+  size_t attn_scratch_bytes;
   napi_env env;
   int hook_registered;
 } bf_handle;
@@ -61,6 +67,9 @@ static void handle_release(bf_handle *h) {
   free(h->scratch);
   h->scratch = NULL;
   h->scratch_bytes = 0;
+  free(h->attn_scratch);
+  h->attn_scratch = NULL;
+  h->attn_scratch_bytes = 0;
 }
 
 /* The environment is going away (process exit or worker termination): stop the helper threads. */
@@ -146,7 +155,8 @@ static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void
   size_t offset;
   if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
       napi_get_typedarray_info(env, v, &type, length, data, &ab, &offset) != napi_ok || type != want) {
-    napi_throw_type_error(env, NULL, want == napi_float32_array ? "expected a Float32Array" : "expected a Uint8Array");
+    napi_throw_type_error(env, NULL, want == napi_float32_array ? "expected a Float32Array"
+                                     : want == napi_int32_array ? "expected an Int32Array" : "expected a Uint8Array");
     return -1;
   }
   return 0;
@@ -211,6 +221,230 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   if (parts > rows) parts = (int)rows;
   if (bf_pool_run(h->pool, matmul_part, &job, parts) != 0)
     THROW_RANGE(env, "the kernel pool is already running a matmul (one caller at a time)");
+  return undef;
+}
+
+/* Below this many multiply-adds (Σ nPos · nHeads · headDim, for q·k), attention runs on the calling thread. */
+#define BF_ATTN_PARALLEL_MIN (32 * 1024)
+/* Below this many elements, SwiGLU runs on the calling thread. */
+#define BF_SWIGLU_PARALLEL_MIN (16 * 1024)
+
+typedef struct {
+  const bf_attention_job *job;
+} attn_task;
+
+static void attention_part(void *ctx, int part, int n_parts) {
+  const bf_attention_job *job = ((const attn_task *)ctx)->job;
+  bf_attention_items(job, job->bounds[part], job->bounds[part + 1], job->scratch + (size_t)part * job->scratch_per_part);
+}
+
+/* Reads a JS array of Float32Arrays into data pointers and lengths (malloc'd; the caller frees *data). */
+static int get_f32_arrays(napi_env env, napi_value arr, const char *what, float ***data, size_t **lengths, uint32_t *n) {
+  bool is_array = false;
+  char msg[96];
+  if (napi_is_array(env, arr, &is_array) != napi_ok || !is_array || napi_get_array_length(env, arr, n) != napi_ok) {
+    snprintf(msg, sizeof msg, "%s must be an array of Float32Array", what);
+    napi_throw_type_error(env, NULL, msg);
+    return -1;
+  }
+  *data = calloc(*n ? *n : 1, sizeof **data);
+  *lengths = calloc(*n ? *n : 1, sizeof **lengths);
+  if (!*data || !*lengths) {
+    free(*data);
+    free(*lengths);
+    napi_throw_range_error(env, NULL, "out of memory");
+    return -1;
+  }
+  for (uint32_t i = 0; i < *n; i++) {
+    napi_value el;
+    if (napi_get_element(env, arr, i, &el) != napi_ok ||
+        get_typed(env, el, napi_float32_array, (void **)&(*data)[i], &(*lengths)[i]) != 0) {
+      free(*data);
+      free(*lengths);
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (!pending) napi_throw_type_error(env, NULL, "cache arrays must be Float32Arrays");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static napi_value attention(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  napi_value undef = get_args(env, info, 12, argv);
+  if (!undef) return NULL;
+  bf_handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  if (!h->pool) THROW_RANGE(env, "the kernel pool was disposed");
+  float *out, *q;
+  int32_t *n_pos, *cache_of;
+  size_t out_len, q_len, npos_len, cache_len;
+  int64_t n_tok, n_heads, n_kv, head_dim;
+  bool scalar = false;
+  if (get_typed(env, argv[1], napi_float32_array, (void **)&out, &out_len) ||
+      get_typed(env, argv[2], napi_float32_array, (void **)&q, &q_len) || get_int64(env, argv[3], &n_tok) ||
+      get_typed(env, argv[4], napi_int32_array, (void **)&n_pos, &npos_len) ||
+      get_typed(env, argv[5], napi_int32_array, (void **)&cache_of, &cache_len) ||
+      get_int64(env, argv[8], &n_heads) || get_int64(env, argv[9], &n_kv) || get_int64(env, argv[10], &head_dim))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[11], &scalar));
+  if (n_heads < 1 || n_kv < 1 || n_heads % n_kv != 0 || n_heads > 65536)
+    THROW_RANGE(env, "nHeads must be a positive multiple of nKvHeads");
+  if (head_dim < 1 || head_dim > 65536) THROW_RANGE(env, "headDim must be between 1 and 65536");
+  if (n_tok == 0) return undef;
+  const uint64_t q_dim = (uint64_t)n_heads * (uint64_t)head_dim, kv_dim = (uint64_t)n_kv * (uint64_t)head_dim;
+  if ((uint64_t)n_tok > npos_len || (uint64_t)n_tok > cache_len) THROW_RANGE(env, "nPos and cacheOf need nTok entries");
+  if ((uint64_t)n_tok > q_len / q_dim) THROW_RANGE(env, "q is shorter than nTok × nHeads·headDim");
+  if ((uint64_t)n_tok > out_len / q_dim) THROW_RANGE(env, "out is shorter than nTok × nHeads·headDim");
+  if (ranges_overlap(out, (size_t)(n_tok * q_dim) * 4, q, (size_t)(n_tok * q_dim) * 4))
+    THROW_RANGE(env, "out and q must not overlap");
+
+  float **keys = NULL, **values = NULL;
+  size_t *key_lens = NULL, *value_lens = NULL;
+  uint32_t n_keys = 0, n_values = 0;
+  if (get_f32_arrays(env, argv[6], "keys", &keys, &key_lens, &n_keys)) return NULL;
+  if (get_f32_arrays(env, argv[7], "values", &values, &value_lens, &n_values)) {
+    free(keys);
+    free(key_lens);
+    return NULL;
+  }
+  const char *err = NULL;
+  const float **tok_k = NULL, **tok_v = NULL;
+  int64_t *bounds = NULL;
+  int max_pos = 0;
+  uint64_t total = 0; /* Σ nPos: the q·k and Σ w·v work of a token's group is proportional to it */
+  if (n_keys != n_values) err = "keys and values must have the same number of caches";
+  if (!err) {
+    tok_k = malloc((size_t)n_tok * sizeof *tok_k);
+    tok_v = malloc((size_t)n_tok * sizeof *tok_v);
+    if (!tok_k || !tok_v) err = "out of memory";
+  }
+  for (uint32_t i = 0; !err && i < n_keys; i++) {
+    if (ranges_overlap(out, (size_t)(n_tok * q_dim) * 4, keys[i], key_lens[i] * 4) ||
+        ranges_overlap(out, (size_t)(n_tok * q_dim) * 4, values[i], value_lens[i] * 4))
+      err = "out must not overlap the caches";
+  }
+  for (int64_t t = 0; !err && t < n_tok; t++) {
+    const int32_t c = cache_of[t], np = n_pos[t];
+    if (c < 0 || (uint32_t)c >= n_keys) { err = "cacheOf names a cache that is not in keys/values"; break; }
+    if (np < 0) { err = "nPos must be non-negative"; break; }
+    if ((uint64_t)np > key_lens[c] / kv_dim || (uint64_t)np > value_lens[c] / kv_dim) {
+      err = "a cache is shorter than nPos × nKvHeads·headDim";
+      break;
+    }
+    tok_k[t] = keys[c];
+    tok_v[t] = values[c];
+    if (np > max_pos) max_pos = np;
+    total += (uint64_t)np;
+  }
+  free(key_lens);
+  free(value_lens);
+  int parts = 1;
+  size_t per_part = 0;
+  if (!err) {
+    const int64_t n_items = n_tok * n_kv;
+    parts = total * (uint64_t)n_heads * (uint64_t)head_dim < BF_ATTN_PARALLEL_MIN ? 1 : bf_pool_threads(h->pool);
+    if (parts > n_items) parts = (int)n_items;
+    per_part = bf_attention_scratch_bytes((int)n_heads, (int)n_kv, (int)head_dim, max_pos);
+    const size_t need = per_part * (size_t)parts;
+    if (need > h->attn_scratch_bytes) {
+      void *mem = NULL;
+      if (posix_memalign(&mem, 64, need) != 0) {
+        err = "out of memory for attention scratch";
+      } else {
+        free(h->attn_scratch);
+        h->attn_scratch = mem;
+        h->attn_scratch_bytes = need;
+      }
+    }
+    bounds = malloc(((size_t)parts + 1) * sizeof *bounds);
+    if (!bounds) err = "out of memory";
+    if (!err) {
+      /* Split items (token, KV head) into contiguous runs of about equal work; the split only decides which thread
+       * computes an item, never how. Weight nPos + 1: an item costs a little even for few positions. */
+      const uint64_t grand = total * (uint64_t)n_kv + (uint64_t)n_items;
+      uint64_t acc = 0;
+      int p = 1;
+      bounds[0] = 0;
+      for (int64_t i = 0; i < n_items && p < parts; i++) {
+        while (p < parts && acc >= grand * (uint64_t)p / (uint64_t)parts) bounds[p++] = i;
+        acc += (uint64_t)n_pos[i / n_kv] + 1;
+      }
+      while (p < parts) bounds[p++] = n_items;
+      bounds[parts] = n_items;
+    }
+  }
+  if (!err) {
+    bf_attention_job job = {
+        q, out, tok_k, tok_v, n_pos, n_tok, (int)n_heads, (int)n_kv, (int)head_dim, max_pos, scalar ? 1 : 0,
+        (float)(1.0 / sqrt((double)head_dim)), bounds, h->attn_scratch, per_part,
+    };
+    attn_task task = {&job};
+    if (bf_pool_run(h->pool, attention_part, &task, parts) != 0) err = "the kernel pool is already running (one caller at a time)";
+  }
+  free(keys);
+  free(values);
+  free(tok_k);
+  free(tok_v);
+  free(bounds);
+  if (err) THROW_RANGE(env, err);
+  return undef;
+}
+
+typedef struct {
+  float *gate;
+  const float *up;
+  int64_t n;
+  int scalar;
+} swiglu_task;
+
+static void swiglu_part(void *ctx, int part, int n_parts) {
+  const swiglu_task *s = ctx;
+  /* chunk edges at multiples of 16 keep every chunk on whole vectors; any split gives the same bits */
+  const int64_t blocks = (s->n + 15) / 16;
+  const int64_t b0 = blocks * part / n_parts * 16, b1 = part + 1 == n_parts ? s->n : blocks * (part + 1) / n_parts * 16;
+  bf_swiglu(s->gate + b0, s->up + b0, b1 - b0, s->scalar);
+}
+
+static napi_value swiglu(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  napi_value undef = get_args(env, info, 5, argv);
+  if (!undef) return NULL;
+  bf_handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  if (!h->pool) THROW_RANGE(env, "the kernel pool was disposed");
+  float *gate, *up;
+  size_t gate_len, up_len;
+  int64_t n;
+  bool scalar = false;
+  if (get_typed(env, argv[1], napi_float32_array, (void **)&gate, &gate_len) ||
+      get_typed(env, argv[2], napi_float32_array, (void **)&up, &up_len) || get_int64(env, argv[3], &n))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[4], &scalar));
+  if ((uint64_t)n > gate_len || (uint64_t)n > up_len) THROW_RANGE(env, "gate and up need n elements");
+  if (n == 0) return undef;
+  if (gate != up && ranges_overlap(gate, (size_t)n * 4, up, (size_t)n * 4)) THROW_RANGE(env, "gate and up must not partly overlap");
+  swiglu_task task = {gate, up, n, scalar ? 1 : 0};
+  int parts = n < BF_SWIGLU_PARALLEL_MIN ? 1 : bf_pool_threads(h->pool);
+  if (bf_pool_run(h->pool, swiglu_part, &task, parts) != 0)
+    THROW_RANGE(env, "the kernel pool is already running (one caller at a time)");
+  return undef;
+}
+
+static napi_value exp_array(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  napi_value undef = get_args(env, info, 3, argv);
+  if (!undef) return NULL;
+  float *out, *x;
+  size_t out_len, x_len;
+  bool scalar = false;
+  if (get_typed(env, argv[0], napi_float32_array, (void **)&out, &out_len) ||
+      get_typed(env, argv[1], napi_float32_array, (void **)&x, &x_len))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[2], &scalar));
+  if (out_len < x_len) THROW_RANGE(env, "out is shorter than x");
+  bf_exp_array(out, x, (int64_t)x_len, scalar ? 1 : 0);
   return undef;
 }
 
@@ -345,6 +579,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"createPool", NULL, create_pool, NULL, NULL, NULL, napi_enumerable, NULL},
       {"destroyPool", NULL, destroy_pool, NULL, NULL, NULL, napi_enumerable, NULL},
       {"matmul", NULL, matmul, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attention", NULL, attention, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"swiglu", NULL, swiglu, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"exp", NULL, exp_array, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mapFileRange", NULL, map_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"allocAligned", NULL, alloc_aligned, NULL, NULL, NULL, napi_enumerable, NULL},
       {"simdLevel", NULL, simd_level, NULL, NULL, NULL, napi_enumerable, NULL},

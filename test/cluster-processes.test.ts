@@ -160,6 +160,10 @@ describe('an embedded cluster serving concurrent requests', () => {
     const inv = (state as unknown as { invariants: { active: unknown[] } }).invariants;
     expect(inv.active).toEqual([]);
     expect(text).not.toContain('"state":"Suspect"');
+    // Idle: every component's state is one the System state allows (workers back to Ready, partitions released).
+    const coherence = (state as unknown as { coherence: { vertical: { scorePct: number; incoherent: unknown[] } } }).coherence;
+    expect(coherence.vertical.incoherent).toEqual([]);
+    expect(coherence.vertical.scorePct).toBe(100);
   });
 });
 

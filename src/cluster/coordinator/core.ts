@@ -474,6 +474,7 @@ export class CoordinatorCore {
       if (this.coordinator.state === 'Coordinating') this.coordinator.transition('Monitoring', Trigger.Event('all_tasks_abandoned'), inFlight);
       if (this.coordinator.state === 'Assigning') this.coordinator.transition('Monitoring', Trigger.Event('assignment_abandoned'), inFlight);
     }
+    if (inFlight.inFlightTasks === 0) this.releaseStages(e.reason === 'stop' || e.reason === 'length');
     // Free the sequence's KV cache — on the first stage only. Fix (sim): a TRUNCATE sent straight to a later stage
     // races the batches travelling stage to stage: it can land after the next task reusing this slot has prefilled
     // there (wiping it), or before a cancelled task's batch still in flight (which then fails its batch mates). Only
@@ -484,6 +485,26 @@ export class CoordinatorCore {
       this.out.push({ type: 'truncate', nodeId: first.nodeId, seqId: e.seqId, fromPosition: 0 });
     }
     this.forgetTask(e.taskId);
+  }
+
+  /**
+   * The pipeline went idle: workers leave Computing (through Aggregating → Committing when the last task completed,
+   * directly when it was abandoned) and partitions are released, so component states match System Ready.
+   */
+  private releaseStages(completed: boolean): void {
+    const idle = { inFlightTasks: 0 };
+    for (const w of this.stageWorkers()) {
+      if (w.machine.state === 'Computing') {
+        if (completed) {
+          w.machine.transition('Aggregating', Trigger.Event('local_computation_done'));
+          w.machine.transition('Committing', Trigger.Event('outputs_collected'));
+          w.machine.transition('Ready', Trigger.Event('commit_finalized'), idle);
+        } else {
+          w.machine.transition('Ready', Trigger.Event('all_tasks_abandoned'), idle);
+        }
+      }
+      if (w.partition?.state === 'InUse') w.partition.transition('Ready', Trigger.Event('released'));
+    }
   }
 
   /** Finished tasks leave the registry (their final record stays in the task's own history until then). */

@@ -14,7 +14,32 @@ export interface Kernels {
    * Activations are rounded to the weight type's activation format first (docs/kernels.md).
    */
   matmul(out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void;
+  /**
+   * Causal attention of a batch of query tokens (docs/kernels.md "Attention"): out[t] (nHeads·headDim values) for
+   * every t < a.nTok. Each token reads its own sequence's cache, so one call can serve a whole mixed batch.
+   */
+  attention(out: Float32Array, a: AttentionBatch): void;
+  /** gate[i] = silu(gate[i]) · up[i] for i < n (docs/kernels.md "SwiGLU"). */
+  swiglu(gate: Float32Array, up: Float32Array, n: number): void;
   /** Dequantize row `row` of w into out[0 .. w.cols). Used for embedding lookup. */
   getRow(out: Float32Array, w: WeightTensor, row: number): void;
   dispose(): void;
+}
+
+/** The inputs of one Kernels.attention call. */
+export interface AttentionBatch {
+  readonly nTok: number;
+  readonly nHeads: number;
+  /** nHeads must be a multiple of it: query head h reads KV head floor(h / (nHeads / nKvHeads)). */
+  readonly nKvHeads: number;
+  readonly headDim: number;
+  /** nTok × nHeads·headDim queries (RoPE already applied); must not overlap out. */
+  readonly q: Float32Array;
+  /** Token t attends positions [0, nPos[t]) of its cache (its own position + 1 for causal attention). */
+  readonly nPos: Int32Array;
+  /** Token t's cache is keys[cacheOf[t]] / values[cacheOf[t]]. */
+  readonly cacheOf: Int32Array;
+  /** Per cache: [position][nKvHeads·headDim] floats, at least nPos of the tokens using it. */
+  readonly keys: readonly Float32Array[];
+  readonly values: readonly Float32Array[];
 }

@@ -1,0 +1,346 @@
+/*
+ * Attention, SwiGLU and exp (docs/kernels.md "Attention", "SwiGLU", "exp"). The portable C path is a line-by-line
+ * transcription of the TypeScript kernels (src/engine/kernels/ts.ts). The AVX-512 path performs the same IEEE
+ * operations on every element, only several independent elements at a time:
+ *  - q·k: lanes are 8 *positions* (never dimensions): each lane runs its own double sum over d in order, so 8 key
+ *    rows are transposed into a small double buffer first.
+ *  - q·k and Σ w·v use fused multiply-add on doubles. That is exact here, not a contraction: both factors are
+ *    float32 values, so their product has at most 48 significant bits and is exact in double; fma(a, b, c) =
+ *    round(a·b + c) = round(round(a·b) + c), which is the separate multiply and add of the contract.
+ *  - Σ w·v: lanes are 8 output dimensions, each its own sum over positions in order.
+ */
+#include "attention.h"
+
+#include "bf_exp.h"
+
+#include <math.h>
+
+#define AI static inline __attribute__((always_inline))
+
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#define BF_ATTN_AVX512 1
+#endif
+
+/* positions per q·k step on the AVX-512 path: 4 blocks of 8, i.e. 4 independent add chains per head */
+#define QK_BLOCKS 4
+#define QK_STEP (8 * QK_BLOCKS)
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+static size_t score_stride(int max_pos) { return ((size_t)max_pos + QK_STEP - 1) / QK_STEP * QK_STEP; }
+
+size_t bf_attention_scratch_bytes(int n_heads, int n_kv_heads, int head_dim, int max_pos) {
+  const size_t group = (size_t)(n_heads / n_kv_heads), hd = (size_t)head_dim;
+  return round64(group * score_stride(max_pos) * sizeof(float)) /* scores, then weights, per head of the group */
+         + round64(QK_BLOCKS * 8 * hd * sizeof(double))          /* transposed keys (AVX-512) */
+         + round64(group * hd * sizeof(double))                  /* q of the group as doubles */
+         + round64(hd * sizeof(double))                           /* Σ w·v accumulators (portable path) */
+         + round64(group * sizeof(double));                       /* softmax sums */
+}
+
+typedef struct {
+  float *scores;
+  double *kt;
+  double *qd;
+  double *acc;
+  double *sums;
+  size_t stride;
+} scratch_t;
+
+static scratch_t carve(const bf_attention_job *J, uint8_t *s) {
+  const size_t group = (size_t)(J->n_heads / J->n_kv_heads), hd = (size_t)J->head_dim;
+  scratch_t r;
+  r.stride = score_stride(J->max_pos);
+  r.scores = (float *)s;
+  s += round64(group * r.stride * sizeof(float));
+  r.kt = (double *)s;
+  s += round64(QK_BLOCKS * 8 * hd * sizeof(double));
+  r.qd = (double *)s;
+  s += round64(group * hd * sizeof(double));
+  r.acc = (double *)s;
+  s += round64(hd * sizeof(double));
+  r.sums = (double *)s;
+  return r;
+}
+
+/* ---------------- portable path ---------------- */
+
+/* s_p = f32(f32(Σ_d q_d·k_pd) · scale), the sum in double in d order. Four positions at a time only to give the
+ * CPU four independent chains; each chain is the sequential sum of the contract. */
+static void scores_scalar(const float *qh, const float *k, int64_t kv_dim, int hd, int np, float scale, float *s) {
+  int p = 0;
+  for (; p + 4 <= np; p += 4) {
+    const float *k0 = k + (int64_t)p * kv_dim, *k1 = k0 + kv_dim, *k2 = k1 + kv_dim, *k3 = k2 + kv_dim;
+    double d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+    for (int d = 0; d < hd; d++) {
+      const double qv = qh[d];
+      d0 += qv * (double)k0[d];
+      d1 += qv * (double)k1[d];
+      d2 += qv * (double)k2[d];
+      d3 += qv * (double)k3[d];
+    }
+    s[p] = (float)d0 * scale;
+    s[p + 1] = (float)d1 * scale;
+    s[p + 2] = (float)d2 * scale;
+    s[p + 3] = (float)d3 * scale;
+  }
+  for (; p < np; p++) {
+    const float *kp = k + (int64_t)p * kv_dim;
+    double dot = 0;
+    for (int d = 0; d < hd; d++) dot += (double)qh[d] * (double)kp[d];
+    s[p] = (float)dot * scale;
+  }
+}
+
+/* Softmax weights in place: e_p = bf_expf(f32(s_p − max)), sum in double in order, w_p = f32(e_p · (1/sum)). */
+static void softmax_scalar(float *s, int np) {
+  float max = -__builtin_inff();
+  for (int p = 0; p < np; p++)
+    if (s[p] > max) max = s[p];
+  double sum = 0;
+  for (int p = 0; p < np; p++) {
+    const float e = bf_expf(s[p] - max);
+    s[p] = e;
+    sum += e;
+  }
+  const double inv = 1.0 / sum;
+  for (int p = 0; p < np; p++) s[p] = (float)((double)s[p] * inv);
+}
+
+static void weighted_sum_scalar(const float *w, const float *v, int64_t kv_dim, int hd, int np, double *acc, float *out) {
+  for (int d = 0; d < hd; d++) acc[d] = 0;
+  for (int p = 0; p < np; p++) {
+    const double wp = w[p];
+    const float *vp = v + (int64_t)p * kv_dim;
+    for (int d = 0; d < hd; d++) acc[d] += wp * (double)vp[d];
+  }
+  for (int d = 0; d < hd; d++) out[d] = (float)acc[d];
+}
+
+static void item_scalar(const bf_attention_job *J, int64_t t, int g, const scratch_t *S) {
+  const int group = J->n_heads / J->n_kv_heads, hd = J->head_dim, np = J->n_pos[t];
+  const int64_t kv_dim = (int64_t)J->n_kv_heads * hd, q_dim = (int64_t)J->n_heads * hd;
+  const float *k = J->keys[t] + (int64_t)g * hd, *v = J->values[t] + (int64_t)g * hd;
+  for (int h = 0; h < group; h++) {
+    const int64_t off = t * q_dim + (int64_t)(g * group + h) * hd;
+    float *s = S->scores + (size_t)h * S->stride;
+    scores_scalar(J->q + off, k, kv_dim, hd, np, J->scale, s);
+    softmax_scalar(s, np);
+    weighted_sum_scalar(s, v, kv_dim, hd, np, S->acc, J->out + off);
+  }
+}
+
+/* ---------------- AVX-512 path ---------------- */
+
+#ifdef BF_ATTN_AVX512
+#include <immintrin.h>
+
+/* Columns d..d+7 of 8 rows, as 8 vectors of the 8 rows' values (row j in lane j), converted to double. */
+AI void transpose8(const float *const rows[8], int d, double *dst /* [8 columns][8 lanes] */) {
+  __m256 r[8];
+  for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(rows[j] + d);
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 c[8] = {
+      _mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20),
+      _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
+      _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
+      _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31),
+  };
+  for (int i = 0; i < 8; i++) _mm512_store_pd(dst + 8 * i, _mm512_cvtps_pd(c[i]));
+}
+
+/* Keys of positions p0 .. p0+7 (rows past np repeat row np−1; their lanes are never stored) into kt[d][lane]. */
+static void transpose_block(const float *k, int64_t kv_dim, int hd, int p0, int np, double *kt) {
+  const float *rows[8];
+  for (int j = 0; j < 8; j++) rows[j] = k + (int64_t)(p0 + j < np ? p0 + j : np - 1) * kv_dim;
+  int d = 0;
+  for (; d + 8 <= hd; d += 8) transpose8(rows, d, kt + (size_t)d * 8);
+  for (; d < hd; d++)
+    for (int j = 0; j < 8; j++) kt[(size_t)d * 8 + j] = rows[j][d];
+}
+
+/* nb blocks of 8 positions for one head: acc_b = Σ_d q_d·k_{b,d} lane-wise (d in order), then f32(f32(acc)·scale). */
+AI void qk_blocks(const double *qd, const double *kt, int hd, int nb, float scale, float *s) {
+  __m512d acc[QK_BLOCKS];
+  for (int b = 0; b < nb; b++) acc[b] = _mm512_setzero_pd();
+  const size_t bstride = (size_t)hd * 8;
+  for (int d = 0; d < hd; d++) {
+    const __m512d qv = _mm512_set1_pd(qd[d]);
+    for (int b = 0; b < nb; b++) acc[b] = _mm512_fmadd_pd(qv, _mm512_load_pd(kt + b * bstride + (size_t)d * 8), acc[b]);
+  }
+  const __m256 sc = _mm256_set1_ps(scale);
+  for (int b = 0; b < nb; b++) _mm256_storeu_ps(s + 8 * b, _mm256_mul_ps(_mm512_cvtpd_ps(acc[b]), sc));
+}
+
+static void scores_avx512(const bf_attention_job *J, const float *k, int64_t kv_dim, int np, int group,
+                          const scratch_t *S) {
+  const int hd = J->head_dim;
+  for (int p0 = 0; p0 < np; p0 += QK_STEP) {
+    const int left = np - p0, nb = left >= QK_STEP ? QK_BLOCKS : (left + 7) / 8;
+    for (int b = 0; b < nb; b++) transpose_block(k, kv_dim, hd, p0 + 8 * b, np, S->kt + (size_t)b * hd * 8);
+    for (int h = 0; h < group; h++) {
+      const double *qd = S->qd + (size_t)h * hd;
+      float *s = S->scores + (size_t)h * S->stride + p0; /* the stride is a multiple of QK_STEP: room for 8·nb */
+      switch (nb) { /* constant block counts let the accumulators live in registers */
+        case 4: qk_blocks(qd, S->kt, hd, 4, J->scale, s); break;
+        case 3: qk_blocks(qd, S->kt, hd, 3, J->scale, s); break;
+        case 2: qk_blocks(qd, S->kt, hd, 2, J->scale, s); break;
+        default: qk_blocks(qd, S->kt, hd, 1, J->scale, s); break;
+      }
+    }
+  }
+}
+
+static __mmask16 tail16(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
+
+/*
+ * max by lanes: _mm512_max_ps(s, m) returns m when s is NaN, so NaN scores are skipped as the sequential
+ * `if (s > max)` skips them. The lane order can only change the sign of a zero maximum, and that never changes a
+ * result: s − (±0) = s for s ≠ 0, and for s = ±0 the difference is ±0, whose exp is 1 either way.
+ */
+static float max_avx512(const float *s, int np) {
+  __m512 m = _mm512_set1_ps(-__builtin_inff());
+  for (int p = 0; p < np; p += 16) {
+    const __mmask16 k = tail16(np - p);
+    m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, s + p), m);
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
+/* e_p = bf_expf(f32(s_p − max)) in place, 16 at a time (lane-exact) */
+static void exp_shifted_avx512(float *s, int np, float max) {
+  const __m512 mv = _mm512_set1_ps(max);
+  for (int p = 0; p < np; p += 16) {
+    const __mmask16 k = tail16(np - p);
+    _mm512_mask_storeu_ps(s + p, k, bf_expf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + p), mv)));
+  }
+}
+
+/* w_p = f32(e_p · inv) in place (double product, one rounding to float, as the contract) */
+static void normalize_avx512(float *s, int np, double inv) {
+  const __m512d iv = _mm512_set1_pd(inv);
+  for (int p = 0; p < np; p += 8) {
+    const __mmask8 k = (__mmask8)(np - p >= 8 ? 0xff : (1u << (np - p)) - 1);
+    const __m512d e = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, s + p));
+    _mm256_mask_storeu_ps(s + p, k, _mm512_cvtpd_ps(_mm512_mul_pd(e, iv)));
+  }
+}
+
+/* out[d0 .. d0+8·nv) = f32(Σ_p w_p·v_{p,d}) with one 8-dimension accumulator per vector, positions in order */
+AI void wsum_vectors(const float *w, const float *v, int64_t kv_dim, int np, int nv, float *out) {
+  __m512d acc[8];
+  for (int i = 0; i < nv; i++) acc[i] = _mm512_setzero_pd();
+  for (int p = 0; p < np; p++) {
+    const __m512d wp = _mm512_set1_pd((double)w[p]);
+    const float *vp = v + (int64_t)p * kv_dim;
+    for (int i = 0; i < nv; i++) acc[i] = _mm512_fmadd_pd(wp, _mm512_cvtps_pd(_mm256_loadu_ps(vp + 8 * i)), acc[i]);
+  }
+  for (int i = 0; i < nv; i++) _mm256_storeu_ps(out + 8 * i, _mm512_cvtpd_ps(acc[i]));
+}
+
+static void weighted_sum_avx512(const float *w, const float *v, int64_t kv_dim, int hd, int np, float *out) {
+  int d0 = 0;
+  for (; d0 + 8 <= hd; d0 += 64) {
+    const int nv = (hd - d0) / 8 >= 8 ? 8 : (hd - d0) / 8;
+    switch (nv) {
+      case 8: wsum_vectors(w, v + d0, kv_dim, np, 8, out + d0); break;
+      case 7: wsum_vectors(w, v + d0, kv_dim, np, 7, out + d0); break;
+      case 6: wsum_vectors(w, v + d0, kv_dim, np, 6, out + d0); break;
+      case 5: wsum_vectors(w, v + d0, kv_dim, np, 5, out + d0); break;
+      case 4: wsum_vectors(w, v + d0, kv_dim, np, 4, out + d0); break;
+      case 3: wsum_vectors(w, v + d0, kv_dim, np, 3, out + d0); break;
+      case 2: wsum_vectors(w, v + d0, kv_dim, np, 2, out + d0); break;
+      default: wsum_vectors(w, v + d0, kv_dim, np, 1, out + d0); break;
+    }
+    if (nv < 8) { d0 += 8 * nv; break; }
+  }
+  for (int d = d0; d < hd; d++) { /* the last head_dim % 8 dimensions */
+    double a = 0;
+    for (int p = 0; p < np; p++) a += (double)w[p] * (double)v[(int64_t)p * kv_dim + d];
+    out[d] = (float)a;
+  }
+}
+
+static void item_avx512(const bf_attention_job *J, int64_t t, int g, const scratch_t *S) {
+  const int group = J->n_heads / J->n_kv_heads, hd = J->head_dim, np = J->n_pos[t];
+  const int64_t kv_dim = (int64_t)J->n_kv_heads * hd, q_dim = (int64_t)J->n_heads * hd;
+  const float *k = J->keys[t] + (int64_t)g * hd, *v = J->values[t] + (int64_t)g * hd;
+  const float *q = J->q + t * q_dim + (int64_t)g * group * hd;
+  for (int i = 0; i < group * hd; i++) S->qd[i] = q[i];
+  scores_avx512(J, k, kv_dim, np, group, S);
+  for (int h = 0; h < group; h++) {
+    float *s = S->scores + (size_t)h * S->stride;
+    exp_shifted_avx512(s, np, max_avx512(s, np));
+  }
+  /* the group's sums side by side: independent chains, each in position order */
+  for (int h = 0; h < group; h++) S->sums[h] = 0;
+  for (int p = 0; p < np; p++)
+    for (int h = 0; h < group; h++) S->sums[h] += S->scores[(size_t)h * S->stride + p];
+  for (int h = 0; h < group; h++) {
+    float *s = S->scores + (size_t)h * S->stride;
+    normalize_avx512(s, np, 1.0 / S->sums[h]);
+    weighted_sum_avx512(s, v, kv_dim, hd, np, J->out + t * q_dim + (int64_t)(g * group + h) * hd);
+  }
+}
+#endif
+
+void bf_attention_items(const bf_attention_job *job, int64_t begin, int64_t end, uint8_t *scratch) {
+  const scratch_t S = carve(job, scratch);
+  for (int64_t i = begin; i < end; i++) {
+    const int64_t t = i / job->n_kv_heads;
+    const int g = (int)(i % job->n_kv_heads);
+#ifdef BF_ATTN_AVX512
+    if (!job->scalar) { item_avx512(job, t, g, &S); continue; }
+#endif
+    item_scalar(job, t, g, &S);
+  }
+}
+
+/* ---------------- SwiGLU and exp ---------------- */
+
+void bf_swiglu(float *gate, const float *up, int64_t n, int scalar) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  if (!scalar) {
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+      const __m512 g = _mm512_loadu_ps(gate + i);
+      const __m512 e = bf_expf16(_mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(g), sign))); /* exp(−g) */
+      _mm512_storeu_ps(gate + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
+    }
+  }
+#elif defined(__AVX2__)
+  if (!scalar) {
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+      const __m256 g = _mm256_loadu_ps(gate + i);
+      const __m256 e = bf_expf8(_mm256_xor_ps(g, sign));
+      _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+  }
+#endif
+  for (; i < n; i++) {
+    const float g = gate[i];
+    gate[i] = (g / (1.0f + bf_expf(-g))) * up[i];
+  }
+}
+
+void bf_exp_array(float *out, const float *x, int64_t n, int scalar) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  if (!scalar)
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, bf_expf16(_mm512_loadu_ps(x + i)));
+#elif defined(__AVX2__)
+  if (!scalar)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, bf_expf8(_mm256_loadu_ps(x + i)));
+#endif
+  for (; i < n; i++) out[i] = bf_expf(x[i]);
+}
