@@ -8,6 +8,8 @@
  *    float32 values, so their product has at most 48 significant bits and is exact in double; fma(a, b, c) =
  *    round(a·b + c) = round(round(a·b) + c), which is the separate multiply and add of the contract.
  *  - Σ w·v: lanes are 8 output dimensions, each its own sum over positions in order.
+ * The heads of a GQA group share work that does not touch any result: the transposed keys (2 heads per pass over
+ * them) and the double conversion of each value row (up to 4 heads per pass).
  */
 #include "attention.h"
 
@@ -21,7 +23,7 @@
 #define BF_ATTN_AVX512 1
 #endif
 
-/* positions per q·k step on the AVX-512 path: 4 blocks of 8, i.e. 4 independent add chains per head */
+/* positions per q·k step on the AVX-512 path: 4 blocks of 8, so 4 independent add chains per head (8 for a pair) */
 #define QK_BLOCKS 4
 #define QK_STEP (8 * QK_BLOCKS)
 
@@ -165,17 +167,24 @@ static void transpose_block(const float *k, int64_t kv_dim, int hd, int p0, int 
     for (int j = 0; j < 8; j++) kt[(size_t)d * 8 + j] = rows[j][d];
 }
 
-/* nb blocks of 8 positions for one head: acc_b = Σ_d q_d·k_{b,d} lane-wise (d in order), then f32(f32(acc)·scale). */
-AI void qk_blocks(const double *qd, const double *kt, int hd, int nb, float scale, float *s) {
-  __m512d acc[QK_BLOCKS];
-  for (int b = 0; b < nb; b++) acc[b] = _mm512_setzero_pd();
+/* nh heads (≤ 2) × nb blocks of 8 positions: acc[h][b] = Σ_d q_{h,d}·k_{b,d} lane-wise (d in order), then
+ * f32(f32(acc)·scale). Two heads share every key load and give 8 independent add chains. */
+AI void qk_heads(const double *const qd[2], const double *kt, int hd, int nh, int nb, float scale, float *const s[2]) {
+  __m512d acc[2][QK_BLOCKS];
+  for (int h = 0; h < nh; h++)
+    for (int b = 0; b < nb; b++) acc[h][b] = _mm512_setzero_pd();
   const size_t bstride = (size_t)hd * 8;
   for (int d = 0; d < hd; d++) {
-    const __m512d qv = _mm512_set1_pd(qd[d]);
-    for (int b = 0; b < nb; b++) acc[b] = _mm512_fmadd_pd(qv, _mm512_load_pd(kt + b * bstride + (size_t)d * 8), acc[b]);
+    __m512d k[QK_BLOCKS];
+    for (int b = 0; b < nb; b++) k[b] = _mm512_load_pd(kt + b * bstride + (size_t)d * 8);
+    for (int h = 0; h < nh; h++) {
+      const __m512d qv = _mm512_set1_pd(qd[h][d]);
+      for (int b = 0; b < nb; b++) acc[h][b] = _mm512_fmadd_pd(qv, k[b], acc[h][b]);
+    }
   }
   const __m256 sc = _mm256_set1_ps(scale);
-  for (int b = 0; b < nb; b++) _mm256_storeu_ps(s + 8 * b, _mm256_mul_ps(_mm512_cvtpd_ps(acc[b]), sc));
+  for (int h = 0; h < nh; h++)
+    for (int b = 0; b < nb; b++) _mm256_storeu_ps(s[h] + 8 * b, _mm256_mul_ps(_mm512_cvtpd_ps(acc[h][b]), sc));
 }
 
 static void scores_avx512(const bf_attention_job *J, const float *k, int64_t kv_dim, int np, int group,
@@ -184,14 +193,20 @@ static void scores_avx512(const bf_attention_job *J, const float *k, int64_t kv_
   for (int p0 = 0; p0 < np; p0 += QK_STEP) {
     const int left = np - p0, nb = left >= QK_STEP ? QK_BLOCKS : (left + 7) / 8;
     for (int b = 0; b < nb; b++) transpose_block(k, kv_dim, hd, p0 + 8 * b, np, S->kt + (size_t)b * hd * 8);
-    for (int h = 0; h < group; h++) {
-      const double *qd = S->qd + (size_t)h * hd;
-      float *s = S->scores + (size_t)h * S->stride + p0; /* the stride is a multiple of QK_STEP: room for 8·nb */
-      switch (nb) { /* constant block counts let the accumulators live in registers */
-        case 4: qk_blocks(qd, S->kt, hd, 4, J->scale, s); break;
-        case 3: qk_blocks(qd, S->kt, hd, 3, J->scale, s); break;
-        case 2: qk_blocks(qd, S->kt, hd, 2, J->scale, s); break;
-        default: qk_blocks(qd, S->kt, hd, 1, J->scale, s); break;
+    for (int h = 0; h < group; h += 2) {
+      const int nh = group - h >= 2 ? 2 : 1;
+      /* the stride is a multiple of QK_STEP: room for 8·nb scores */
+      const double *qd[2] = {S->qd + (size_t)h * hd, S->qd + (size_t)(h + nh - 1) * hd};
+      float *const s[2] = {S->scores + (size_t)h * S->stride + p0, S->scores + (size_t)(h + nh - 1) * S->stride + p0};
+      switch (nh * 8 + nb) { /* constant counts let the accumulators live in registers */
+        case 2 * 8 + 4: qk_heads(qd, S->kt, hd, 2, 4, J->scale, s); break;
+        case 2 * 8 + 3: qk_heads(qd, S->kt, hd, 2, 3, J->scale, s); break;
+        case 2 * 8 + 2: qk_heads(qd, S->kt, hd, 2, 2, J->scale, s); break;
+        case 2 * 8 + 1: qk_heads(qd, S->kt, hd, 2, 1, J->scale, s); break;
+        case 1 * 8 + 4: qk_heads(qd, S->kt, hd, 1, 4, J->scale, s); break;
+        case 1 * 8 + 3: qk_heads(qd, S->kt, hd, 1, 3, J->scale, s); break;
+        case 1 * 8 + 2: qk_heads(qd, S->kt, hd, 1, 2, J->scale, s); break;
+        default: qk_heads(qd, S->kt, hd, 1, 1, J->scale, s); break;
       }
     }
   }
@@ -232,38 +247,50 @@ static void normalize_avx512(float *s, int np, double inv) {
   }
 }
 
-/* out[d0 .. d0+8·nv) = f32(Σ_p w_p·v_{p,d}) with one 8-dimension accumulator per vector, positions in order */
-AI void wsum_vectors(const float *w, const float *v, int64_t kv_dim, int np, int nv, float *out) {
-  __m512d acc[8];
-  for (int i = 0; i < nv; i++) acc[i] = _mm512_setzero_pd();
+/* Up to 4 heads × nv (≤ 4) vectors of 8 dimensions: out_h[d] = f32(Σ_p w_{h,p}·v_{p,d}), positions in order, one
+ * accumulator per (head, vector). Each value vector is converted to double once for all the heads of the group. */
+AI void wsum_heads(const float *const w[4], const float *v, int64_t kv_dim, int np, int nh, int nv, float *const out[4]) {
+  __m512d acc[4][4];
+  for (int h = 0; h < nh; h++)
+    for (int i = 0; i < nv; i++) acc[h][i] = _mm512_setzero_pd();
   for (int p = 0; p < np; p++) {
-    const __m512d wp = _mm512_set1_pd((double)w[p]);
     const float *vp = v + (int64_t)p * kv_dim;
-    for (int i = 0; i < nv; i++) acc[i] = _mm512_fmadd_pd(wp, _mm512_cvtps_pd(_mm256_loadu_ps(vp + 8 * i)), acc[i]);
+    __m512d x[4];
+    for (int i = 0; i < nv; i++) x[i] = _mm512_cvtps_pd(_mm256_loadu_ps(vp + 8 * i));
+    for (int h = 0; h < nh; h++) {
+      const __m512d wp = _mm512_set1_pd((double)w[h][p]);
+      for (int i = 0; i < nv; i++) acc[h][i] = _mm512_fmadd_pd(wp, x[i], acc[h][i]);
+    }
   }
-  for (int i = 0; i < nv; i++) _mm256_storeu_ps(out + 8 * i, _mm512_cvtpd_ps(acc[i]));
+  for (int h = 0; h < nh; h++)
+    for (int i = 0; i < nv; i++) _mm256_storeu_ps(out[h] + 8 * i, _mm512_cvtpd_ps(acc[h][i]));
 }
 
-static void weighted_sum_avx512(const float *w, const float *v, int64_t kv_dim, int hd, int np, float *out) {
+#define WSUM_CASE(NH, NV) \
+  case NH * 8 + NV: wsum_heads(w, v + d0, kv_dim, np, NH, NV, o); break;
+
+/* Σ w·v for nh (≤ 4) heads that read the same KV head: 32 dimensions per pass, the head_dim % 8 tail in scalar. */
+static void weighted_sum_avx512(const float *const w[4], const float *v, int64_t kv_dim, int hd, int np, int nh,
+                                float *const out[4]) {
   int d0 = 0;
-  for (; d0 + 8 <= hd; d0 += 64) {
-    const int nv = (hd - d0) / 8 >= 8 ? 8 : (hd - d0) / 8;
-    switch (nv) {
-      case 8: wsum_vectors(w, v + d0, kv_dim, np, 8, out + d0); break;
-      case 7: wsum_vectors(w, v + d0, kv_dim, np, 7, out + d0); break;
-      case 6: wsum_vectors(w, v + d0, kv_dim, np, 6, out + d0); break;
-      case 5: wsum_vectors(w, v + d0, kv_dim, np, 5, out + d0); break;
-      case 4: wsum_vectors(w, v + d0, kv_dim, np, 4, out + d0); break;
-      case 3: wsum_vectors(w, v + d0, kv_dim, np, 3, out + d0); break;
-      case 2: wsum_vectors(w, v + d0, kv_dim, np, 2, out + d0); break;
-      default: wsum_vectors(w, v + d0, kv_dim, np, 1, out + d0); break;
+  for (; d0 + 8 <= hd; ) {
+    const int nv = (hd - d0) / 8 >= 4 ? 4 : (hd - d0) / 8;
+    float *const o[4] = {out[0] + d0, out[nh > 1 ? 1 : 0] + d0, out[nh > 2 ? 2 : 0] + d0, out[nh > 3 ? 3 : 0] + d0};
+    switch (nh * 8 + nv) {
+      WSUM_CASE(4, 4) WSUM_CASE(4, 3) WSUM_CASE(4, 2) WSUM_CASE(4, 1)
+      WSUM_CASE(3, 4) WSUM_CASE(3, 3) WSUM_CASE(3, 2) WSUM_CASE(3, 1)
+      WSUM_CASE(2, 4) WSUM_CASE(2, 3) WSUM_CASE(2, 2) WSUM_CASE(2, 1)
+      WSUM_CASE(1, 4) WSUM_CASE(1, 3) WSUM_CASE(1, 2)
+      default: wsum_heads(w, v + d0, kv_dim, np, 1, 1, o); break;
     }
-    if (nv < 8) { d0 += 8 * nv; break; }
+    d0 += 8 * nv;
   }
-  for (int d = d0; d < hd; d++) { /* the last head_dim % 8 dimensions */
-    double a = 0;
-    for (int p = 0; p < np; p++) a += (double)w[p] * (double)v[(int64_t)p * kv_dim + d];
-    out[d] = (float)a;
+  for (int h = 0; h < nh; h++) {
+    for (int d = d0; d < hd; d++) { /* the last head_dim % 8 dimensions */
+      double a = 0;
+      for (int p = 0; p < np; p++) a += (double)w[h][p] * (double)v[(int64_t)p * kv_dim + d];
+      out[h][d] = (float)a;
+    }
   }
 }
 
@@ -282,10 +309,17 @@ static void item_avx512(const bf_attention_job *J, int64_t t, int g, const scrat
   for (int h = 0; h < group; h++) S->sums[h] = 0;
   for (int p = 0; p < np; p++)
     for (int h = 0; h < group; h++) S->sums[h] += S->scores[(size_t)h * S->stride + p];
-  for (int h = 0; h < group; h++) {
-    float *s = S->scores + (size_t)h * S->stride;
-    normalize_avx512(s, np, 1.0 / S->sums[h]);
-    weighted_sum_avx512(s, v, kv_dim, hd, np, J->out + t * q_dim + (int64_t)(g * group + h) * hd);
+  for (int h = 0; h < group; h++) normalize_avx512(S->scores + (size_t)h * S->stride, np, 1.0 / S->sums[h]);
+  for (int h = 0; h < group; h += 4) {
+    const int nh = group - h >= 4 ? 4 : group - h;
+    const float *w[4];
+    float *out[4];
+    for (int i = 0; i < 4; i++) {
+      const int hh = h + (i < nh ? i : 0);
+      w[i] = S->scores + (size_t)hh * S->stride;
+      out[i] = J->out + t * q_dim + (int64_t)(g * group + hh) * hd;
+    }
+    weighted_sum_avx512(w, v, kv_dim, hd, np, nh, out);
   }
 }
 #endif

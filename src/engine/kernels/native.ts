@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WeightTensor } from '../tensor.js';
 import { createTsKernels } from './ts.js';
-import type { Kernels } from './types.js';
+import type { AttentionBatch, Kernels } from './types.js';
 
 declare const poolBrand: unique symbol;
 /** Opaque handle of a native thread pool (plus its activation scratch). */
@@ -26,6 +26,16 @@ export interface NativeAddon {
     pool: NativePoolHandle, out: Float32Array, w: Uint8Array, type: number, rows: number, cols: number,
     x: Float32Array, nTok: number, scalar: boolean,
   ): void;
+  /** Kernels.attention (docs/kernels.md "Attention"), parallel over (token, KV head) on the pool. */
+  attention(
+    pool: NativePoolHandle, out: Float32Array, q: Float32Array, nTok: number, nPos: Int32Array, cacheOf: Int32Array,
+    keys: readonly Float32Array[], values: readonly Float32Array[], nHeads: number, nKvHeads: number, headDim: number,
+    scalar: boolean,
+  ): void;
+  /** Kernels.swiglu, split over the pool for large n. */
+  swiglu(pool: NativePoolHandle, gate: Float32Array, up: Float32Array, n: number, scalar: boolean): void;
+  /** out[i] = bfExp(x[i]) for every element of x (tests: the vector path, or the scalar one with `scalar`). */
+  exp(out: Float32Array, x: Float32Array, scalar: boolean): void;
   /** Read-only private mapping of exactly [offset, offset+length); writing to it crashes the process. */
   mapFileRange(path: string, offsetBytes: number, lengthBytes: number): Uint8Array;
   /** 64-byte-aligned zeroed memory, or null if this runtime refuses external buffers. */
@@ -104,6 +114,12 @@ export function createNativeKernels(threads: number, opts: NativeKernelOptions =
     threads,
     matmul(out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
       addon.matmul(pool, out, w.data, w.type, w.rows, w.cols, x, nTok, scalar);
+    },
+    attention(out: Float32Array, a: AttentionBatch): void {
+      addon.attention(pool, out, a.q, a.nTok, a.nPos, a.cacheOf, a.keys, a.values, a.nHeads, a.nKvHeads, a.headDim, scalar);
+    },
+    swiglu(gate: Float32Array, up: Float32Array, n: number): void {
+      addon.swiglu(pool, gate, up, n, scalar);
     },
     getRow(out: Float32Array, w: WeightTensor, row: number): void {
       rowKernels ??= createTsKernels();

@@ -15,7 +15,10 @@ import { unpackRowQ6_K } from '../quant/q6_k.js';
 import { Q8_0_BLOCK_BYTES } from '../quant/q8_0.js';
 import { QK, QK_K } from '../quant/rounding.js';
 import { dequantizeRow } from '../quant/rows.js';
-import type { Kernels } from './types.js';
+import { bfExp } from './exp.js';
+import type { AttentionBatch, Kernels } from './types.js';
+
+const fr = Math.fround;
 
 /** Grow-only scratch buffers, one set per kernels instance. */
 class Scratch {
@@ -182,8 +185,93 @@ function matmulQ6_K(s: Scratch, out: Float32Array, w: WeightTensor, x: Float32Ar
   }
 }
 
+/** Throws unless the batch's arrays are long enough for its shape (the native addon checks the same). */
+export function checkAttention(out: Float32Array, a: AttentionBatch): void {
+  const { nTok, nHeads, nKvHeads, headDim } = a;
+  if (!Number.isInteger(nTok) || nTok < 0) throw new RangeError(`nTok must be a non-negative integer, got ${nTok}`);
+  if (!Number.isInteger(nKvHeads) || nKvHeads < 1 || !Number.isInteger(nHeads) || nHeads < 1 || nHeads % nKvHeads !== 0) {
+    throw new RangeError(`nHeads (${nHeads}) must be a positive multiple of nKvHeads (${nKvHeads})`);
+  }
+  if (!Number.isInteger(headDim) || headDim < 1) throw new RangeError(`headDim must be a positive integer, got ${headDim}`);
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
+  if (a.q.length < nTok * qDim || out.length < nTok * qDim) throw new RangeError(`q and out need ${nTok} × ${qDim} values`);
+  if (a.nPos.length < nTok || a.cacheOf.length < nTok) throw new RangeError(`nPos and cacheOf need ${nTok} entries`);
+  if (a.keys.length !== a.values.length) throw new RangeError('keys and values must have the same number of caches');
+  if (out.buffer === a.q.buffer && out.byteOffset < a.q.byteOffset + nTok * qDim * 4 && a.q.byteOffset < out.byteOffset + nTok * qDim * 4) {
+    throw new RangeError('out and q must not overlap');
+  }
+  for (let t = 0; t < nTok; t++) {
+    const c = a.cacheOf[t]!;
+    const np = a.nPos[t]!;
+    if (c < 0 || c >= a.keys.length) throw new RangeError(`token ${t}: cache ${c} is not in keys/values`);
+    if (np < 0) throw new RangeError(`token ${t}: nPos ${np} is negative`);
+    if (a.keys[c]!.length < np * kvDim || a.values[c]!.length < np * kvDim) {
+      throw new RangeError(`token ${t}: cache ${c} is shorter than ${np} × ${kvDim}`);
+    }
+  }
+}
+
+/**
+ * Causal attention of one query token over `nPos` cached positions, for every head (grouped-query: head h reads KV
+ * head floor(h / (nHeads / nKvHeads))), in the order of docs/kernels.md "Attention": q·k and Σ w·v accumulate in
+ * double in dimension / position order and round once; softmax uses bfExp.
+ */
+export function attendOne(
+  out: Float32Array, outOff: number,
+  q: Float32Array, qOff: number,
+  keys: Float32Array, values: Float32Array, nPos: number,
+  nHeads: number, nKvHeads: number, headDim: number,
+  scores: Float64Array,
+  acc: Float64Array,
+): void {
+  const kvDim = nKvHeads * headDim;
+  const group = nHeads / nKvHeads;
+  const scale = fr(1 / Math.sqrt(headDim));
+  for (let h = 0; h < nHeads; h++) {
+    const qb = qOff + h * headDim;
+    const kvOff = Math.floor(h / group) * headDim;
+    let max = -Infinity;
+    for (let p = 0; p < nPos; p++) {
+      const kb = p * kvDim + kvOff;
+      let dot = 0;
+      for (let d = 0; d < headDim; d++) dot += q[qb + d]! * keys[kb + d]!; // float·float is exact in double
+      const s = fr(fr(dot) * scale);
+      scores[p] = s;
+      if (s > max) max = s;
+    }
+    let sum = 0;
+    for (let p = 0; p < nPos; p++) {
+      const e = bfExp(fr(scores[p]! - max));
+      scores[p] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    const ob = outOff + h * headDim;
+    // Accumulate in double per output element, positions in order.
+    acc.fill(0, 0, headDim);
+    for (let p = 0; p < nPos; p++) {
+      const w = fr(scores[p]! * inv);
+      const vb = p * kvDim + kvOff;
+      for (let d = 0; d < headDim; d++) acc[d] += w * values[vb + d]!;
+    }
+    for (let d = 0; d < headDim; d++) out[ob + d] = fr(acc[d]!);
+  }
+}
+
+/** gate[i] = f32(f32(g / f32(1 + bfExp(−g))) · up[i]) with g = gate[i] (docs/kernels.md "SwiGLU"). */
+export function swigluTs(gate: Float32Array, up: Float32Array, n: number): void {
+  if (!Number.isInteger(n) || n < 0 || n > gate.length || n > up.length) throw new RangeError(`gate and up need ${n} elements`);
+  for (let i = 0; i < n; i++) {
+    const g = gate[i]!;
+    gate[i] = fr(fr(g / fr(1 + bfExp(-g))) * up[i]!);
+  }
+}
+
 export function createTsKernels(): Kernels {
   const s = new Scratch();
+  let scores = new Float64Array(64);
+  let acc = new Float64Array(64);
   return {
     name: 'ts',
     threads: 1,
@@ -200,6 +288,20 @@ export function createTsKernels(): Kernels {
         case GGMLType.Q6_K: return matmulQ6_K(s, out, w, x, nTok);
         default: throw new Error(`${w.name}: no matmul for ${typeName(w.type)}`);
       }
+    },
+    attention(out: Float32Array, a: AttentionBatch): void {
+      checkAttention(out, a);
+      const qDim = a.nHeads * a.headDim;
+      if (acc.length < a.headDim) acc = new Float64Array(a.headDim);
+      for (let t = 0; t < a.nTok; t++) {
+        const nPos = a.nPos[t]!;
+        if (scores.length < nPos) scores = new Float64Array(Math.max(nPos, scores.length * 2));
+        const c = a.cacheOf[t]!;
+        attendOne(out, t * qDim, a.q, t * qDim, a.keys[c]!, a.values[c]!, nPos, a.nHeads, a.nKvHeads, a.headDim, scores, acc);
+      }
+    },
+    swiglu(gate: Float32Array, up: Float32Array, n: number): void {
+      swigluTs(gate, up, n);
     },
     getRow(out: Float32Array, w: WeightTensor, row: number): void {
       if (!Number.isInteger(row) || row < 0 || row >= w.rows) throw new RangeError(`${w.name}: row ${row} outside 0..${w.rows - 1}`);

@@ -1,7 +1,7 @@
 /**
  * The per-token operations of the forward pass. Each runs in a fixed sequential order and mirrors ggml's float32
  * arithmetic (Math.fround at the points where ggml rounds), so results do not depend on batching or threads and
- * stay within ~1e-6 of llama.cpp.
+ * stay within ~1e-6 of llama.cpp. Attention and SwiGLU are kernels (src/engine/kernels, docs/kernels.md).
  */
 const fr = Math.fround;
 
@@ -60,14 +60,6 @@ export function applyRope(x: Float32Array, off: number, nHeads: number, headDim:
   }
 }
 
-/** gate[i] = silu(gate[i]) * up[i] over n elements. */
-export function swiglu(gate: Float32Array, up: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const g = gate[i]!;
-    gate[i] = fr(fr(g / fr(1 + fr(Math.exp(-g)))) * up[i]!);
-  }
-}
-
 /** a[i] += b[i] */
 export function addInPlace(a: Float32Array, b: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) a[i] = fr(a[i]! + b[i]!);
@@ -78,51 +70,5 @@ export function addBias(a: Float32Array, bias: Float32Array, rows: number, n: nu
   for (let r = 0; r < rows; r++) {
     const o = r * n;
     for (let i = 0; i < n; i++) a[o + i] = fr(a[o + i]! + bias[i]!);
-  }
-}
-
-/**
- * Causal attention of one query token over `nPos` cached positions, for every head (grouped-query: head h reads KV
- * head h / (nHeads / nKvHeads)). Scores and the weighted sum accumulate in double and round once, in position order.
- */
-export function attendOne(
-  out: Float32Array, outOff: number,
-  q: Float32Array, qOff: number,
-  keys: Float32Array, values: Float32Array, nPos: number,
-  nHeads: number, nKvHeads: number, headDim: number,
-  scores: Float64Array,
-  acc: Float64Array,
-): void {
-  const kvDim = nKvHeads * headDim;
-  const group = nHeads / nKvHeads;
-  const scale = fr(1 / Math.sqrt(headDim));
-  for (let h = 0; h < nHeads; h++) {
-    const qb = qOff + h * headDim;
-    const kvOff = Math.floor(h / group) * headDim;
-    let max = -Infinity;
-    for (let p = 0; p < nPos; p++) {
-      const kb = p * kvDim + kvOff;
-      let dot = 0;
-      for (let d = 0; d < headDim; d++) dot += q[qb + d]! * keys[kb + d]!;
-      const s = fr(fr(dot) * scale);
-      scores[p] = s;
-      if (s > max) max = s;
-    }
-    let sum = 0;
-    for (let p = 0; p < nPos; p++) {
-      const e = fr(Math.exp(fr(scores[p]! - max)));
-      scores[p] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    const ob = outOff + h * headDim;
-    // Accumulate in double per output element, positions in order.
-    acc.fill(0, 0, headDim);
-    for (let p = 0; p < nPos; p++) {
-      const w = fr(scores[p]! * inv);
-      const vb = p * kvDim + kvOff;
-      for (let d = 0; d < headDim; d++) acc[d] += w * values[vb + d]!;
-    }
-    for (let d = 0; d < headDim; d++) out[ob + d] = fr(acc[d]!);
   }
 }

@@ -1,7 +1,7 @@
 import type { Kernels } from '../kernels/types.js';
 import type { LlamaConfig } from './config.js';
 import { SequenceKvCache } from './kv-cache.js';
-import { addBias, addInPlace, applyRope, attendOne, rmsNorm, RopeTable, swiglu } from './ops.js';
+import { addBias, addInPlace, applyRope, rmsNorm, RopeTable } from './ops.js';
 import type { StageRange, StageWeights } from './weights.js';
 
 /**
@@ -40,6 +40,28 @@ class Scratch {
   }
 }
 
+/** Per batch: which cache each token reads and how many positions (the same for every layer). */
+interface AttentionPlan {
+  readonly nPos: Int32Array;
+  readonly cacheOf: Int32Array;
+  /** The batch's distinct caches; a layer passes their keys[l] / values[l]. */
+  readonly caches: SequenceKvCache[];
+}
+
+function attentionPlan(batch: StageBatch, slots: SequenceKvCache[]): AttentionPlan {
+  const n = batch.nTokens;
+  const nPos = new Int32Array(n);
+  const cacheOf = new Int32Array(n);
+  const caches: SequenceKvCache[] = [];
+  for (let t = 0; t < n; t++) {
+    nPos[t] = batch.positions[t]! + 1; // causal: the token itself and everything before it
+    let c = caches.indexOf(slots[t]!);
+    if (c < 0) c = caches.push(slots[t]!) - 1;
+    cacheOf[t] = c;
+  }
+  return { nPos, cacheOf, caches };
+}
+
 /**
  * A contiguous range of transformer layers (plus the embedding if first, plus the head if last) with its own KV
  * caches. Chaining stages that cover the model gives bit-identical results to one stage covering it all, because
@@ -49,8 +71,6 @@ export class Stage {
   private readonly caches = new Map<number, SequenceKvCache>();
   private readonly scratch = new Scratch();
   private readonly rope: RopeTable;
-  private scores = new Float64Array(64);
-  private readonly acc: Float64Array;
 
   constructor(
     readonly cfg: LlamaConfig,
@@ -59,7 +79,6 @@ export class Stage {
     private readonly kernels: Kernels,
   ) {
     this.rope = new RopeTable(cfg.ropeDims, cfg.ropeFreqBase, weights.ropeFreqFactors);
-    this.acc = new Float64Array(cfg.headDim);
   }
 
   get nLayers(): number {
@@ -99,7 +118,8 @@ export class Stage {
     const x = this.scratch.get('x', n * dim);
     this.input(batch, x);
     const slots = this.claimSlots(batch);
-    for (let l = 0; l < this.weights.layers.length; l++) this.layer(l, batch, slots, x);
+    const attn = attentionPlan(batch, slots);
+    for (let l = 0; l < this.weights.layers.length; l++) this.layer(l, batch, slots, attn, x);
     this.commitPositions(batch, slots);
     if (!this.range.hasHead) return { hidden: x.slice(), logits: null };
     return { hidden: null, logits: this.head(batch, x) };
@@ -148,7 +168,7 @@ export class Stage {
     return slots;
   }
 
-  private layer(l: number, batch: StageBatch, slots: SequenceKvCache[], x: Float32Array): void {
+  private layer(l: number, batch: StageBatch, slots: SequenceKvCache[], attn: AttentionPlan, x: Float32Array): void {
     const { cfg, kernels, scratch } = this;
     const w = this.weights.layers[l]!;
     const n = batch.nTokens;
@@ -179,12 +199,11 @@ export class Stage {
       cache.values[l]!.set(v.subarray(t * kvDim, (t + 1) * kvDim), pos * kvDim);
     }
     const att = scratch.get('att', n * qDim);
-    for (let t = 0; t < n; t++) {
-      const nPos = batch.positions[t]! + 1;
-      if (this.scores.length < nPos) this.scores = new Float64Array(Math.max(nPos, this.scores.length * 2));
-      const cache = slots[t]!;
-      attendOne(att, t * qDim, q, t * qDim, cache.keys[l]!, cache.values[l]!, nPos, nHeads, nKvHeads, headDim, this.scores, this.acc);
-    }
+    // One call for the whole batch (the native kernels split it over threads); each token reads its own sequence.
+    kernels.attention(att, {
+      nTok: n, nHeads, nKvHeads, headDim, q, nPos: attn.nPos, cacheOf: attn.cacheOf,
+      keys: attn.caches.map((c) => c.keys[l]!), values: attn.caches.map((c) => c.values[l]!),
+    });
     const o = scratch.get('o', n * dim);
     kernels.matmul(o, w.wo, att, n);
     addInPlace(x, o, n * dim);
@@ -195,7 +214,7 @@ export class Stage {
     const up = scratch.get('up', n * ffDim);
     kernels.matmul(gate, w.wGate, xb, n);
     kernels.matmul(up, w.wUp, xb, n);
-    swiglu(gate, up, n * ffDim);
+    kernels.swiglu(gate, up, n * ffDim);
     kernels.matmul(o, w.wDown, gate, n);
     addInPlace(x, o, n * dim);
   }
