@@ -9,7 +9,7 @@ import type { Tokenizer } from '../../engine/tokenizer/index.js';
 import { systemClock, type Clock } from '../../state/index.js';
 import type { FramedConnection } from '../../transport/connection.js';
 import { listen, type Listener } from '../../transport/endpoints.js';
-import { MessageType, type AssignPayload, type Message } from '../../transport/messages.js';
+import { MessageType, type AssignPayload, type Message, type MessagePayloads } from '../../transport/messages.js';
 import { bytesOf, viewTensor } from '../../transport/tensor-bytes.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { ClusterMetrics } from '../metrics.js';
@@ -286,13 +286,13 @@ export class CoordinatorNode implements InferenceService {
     }
   }
 
-  private send<T extends MessageType>(nodeId: string, type: T, payload: Parameters<FramedConnection['send']>[1] & object, binary?: Uint8Array): void {
+  private send<T extends MessageType>(nodeId: string, type: T, payload: MessagePayloads[T], binary?: Uint8Array): void {
     const conn = this.links.get(nodeId);
     if (!conn) {
       this.logger.warn(`cannot send ${MessageType[type]} to ${nodeId}: not connected`);
       return;
     }
-    conn.send(type, payload as never, binary ? { binary } : {}).catch((err: Error) => this.logger.warn(`sending ${MessageType[type]} to ${nodeId} failed: ${err.message}`));
+    conn.send(type, payload, binary ? { binary } : {}).catch((err: Error) => this.logger.warn(`sending ${MessageType[type]} to ${nodeId} failed: ${err.message}`));
   }
 
   private async sendAssignment(c: AssignCommand): Promise<void> {
@@ -312,12 +312,14 @@ export class CoordinatorNode implements InferenceService {
     this.logger.info(`streaming ${(total / 2 ** 20).toFixed(1)} MiB of weights to ${c.nodeId}`);
     for (const t of tensors) {
       const bytes = this.catalog.tensorBytes(t.name);
-      for (let off = 0; off < bytes.byteLength || (off === 0 && bytes.byteLength === 0); off += STREAM_CHUNK_BYTES) {
+      // At least one chunk, even for an empty tensor, so the worker sees every tensor complete.
+      let off = 0;
+      do {
         const chunk = bytes.subarray(off, Math.min(off + STREAM_CHUNK_BYTES, bytes.byteLength));
         // Awaiting each send is the backpressure: the file is never copied whole into memory.
         await conn.send(MessageType.TENSOR_CHUNK, { name: t.name, offset: off, totalBytes: bytes.byteLength }, { binary: chunk });
-        if (bytes.byteLength === 0) break;
-      }
+        off += chunk.byteLength;
+      } while (off < bytes.byteLength);
     }
   }
 
