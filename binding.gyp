@@ -11,7 +11,8 @@
         "native/dot_q8_0.c",
         "native/dot_kquants.c",
         "native/dot_avx512.c",
-        "native/attention.c"
+        "native/attention.c",
+        "native/amx.c"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-std=c11", "-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -147,8 +147,161 @@ AI void q4_0_x128(const uint8_t *w, const bf_act_row *a, int nt, int cols, float
   }
 }
 
-static float dot_q8_0(const uint8_t *w, const bf_act_row *a, int cols) { float r; q8_0_x512(w, a, 1, cols, &r); return r; }
-static float dot_q4_0(const uint8_t *w, const bf_act_row *a, int cols) { float r; q4_0_x128(w, a, 1, cols, &r); return r; }
+/* the 8 F16 scales of a group of blocks `stride` bytes apart, by one gather, in natural order */
+AI __m256 gather_scales8(const uint8_t *g, __m256i offsets) {
+  /* the low F16 of each gathered dword to the low 8 bytes of each 128-bit lane, then both halves together */
+  const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                        0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i hw = _mm256_shuffle_epi8(_mm256_i32gather_epi32((const int *)g, offsets, 1), pick);
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(hw, _MM_SHUFFLE(3, 1, 2, 0))));
+}
+
+/*
+ * Q8_0, one token, with 256-bit integer work (on 512-bit vectors the shuffles of the block sums have one port, on
+ * 256-bit ones two): each block is one plain 32-byte load, made unsigned with w + 128 (xor 0x80) so dpbusd takes it
+ * as it is: Σ (w + 128)·x = Σ w·x + 128·Σx, and Σx per block comes with the activations. The block sums come out in
+ * natural order. All integer steps are exact.
+ */
+static float dot_q8_0(const uint8_t *w, const bf_act_row *a, int cols) {
+  const int nb = cols / BF_QK, nb8 = nb - nb % 8;
+  const __m256i bias = _mm256_set1_epi8((char)0x80);
+  const __m256i offs = _mm256_setr_epi32(0, Q8_0_BYTES, 2 * Q8_0_BYTES, 3 * Q8_0_BYTES, 4 * Q8_0_BYTES, 5 * Q8_0_BYTES,
+                                         6 * Q8_0_BYTES, 7 * Q8_0_BYTES);
+  __m256 acc = _mm256_setzero_ps();
+  for (int b = 0; b < nb8; b += 8) {
+    const uint8_t *g = w + (size_t)b * Q8_0_BYTES;
+    const int8_t *xq = a->q + b * BF_QK;
+    __m256i z[8];
+    for (int k = 0; k < 8; k++) {
+      const __m256i wu = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(g + k * Q8_0_BYTES + 2)), bias);
+      z[k] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu, _mm256_loadu_si256((const __m256i *)(xq + 32 * k)));
+    }
+    /* 8 lanes per block → one: pairs of blocks interleaved, then quads, then the two 128-bit halves */
+    __m256i a2[4], a4[2];
+    for (int k = 0; k < 4; k++)
+      a2[k] = _mm256_add_epi32(_mm256_unpacklo_epi32(z[2 * k], z[2 * k + 1]), _mm256_unpackhi_epi32(z[2 * k], z[2 * k + 1]));
+    for (int k = 0; k < 2; k++)
+      a4[k] = _mm256_add_epi32(_mm256_unpacklo_epi64(a2[2 * k], a2[2 * k + 1]), _mm256_unpackhi_epi64(a2[2 * k], a2[2 * k + 1]));
+    const __m256i bsum = _mm256_add_epi32(_mm256_permute2x128_si256(a4[0], a4[1], 0x20), _mm256_permute2x128_si256(a4[0], a4[1], 0x31));
+    const __m256i isum = _mm256_sub_epi32(bsum, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(a->sums + b)), 7));
+    const __m256 dw = gather_scales8(g, offs);
+    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a->d + b)), _mm256_cvtepi32_ps(isum)));
+  }
+  for (int b = nb8; b < nb; b++) {
+    const uint8_t *blk = w + (size_t)b * Q8_0_BYTES;
+    acc = add_lane(acc, b % 8, bf_scale_int(bf_load_f16(blk) * a->d[b], isum_q8_0(blk, a->q + b * BF_QK)));
+  }
+  return fold8_m256(acc);
+}
+AI __m256i ld_2x128(const void *lo, const void *hi) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)lo)), _mm_loadu_si128((const __m128i *)hi), 1);
+}
+
+/* [Σ z0 lane-half sums …]: z_p = [block 2p: 4 lanes | block 2p+1: 4 lanes] → 8 block sums in the order 0,2,4,6,1,3,5,7 */
+AI __m256i block_sums8_y(__m256i z0, __m256i z1, __m256i z2, __m256i z3) {
+  const __m256i a = _mm256_add_epi32(_mm256_unpacklo_epi32(z0, z1), _mm256_unpackhi_epi32(z0, z1));
+  const __m256i b = _mm256_add_epi32(_mm256_unpacklo_epi32(z2, z3), _mm256_unpackhi_epi32(z2, z3));
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+}
+
+static float dot_q4_0(const uint8_t *w, const bf_act_row *a, int cols) {
+  const int nb = cols / BF_QK, nb8 = nb - nb % 8;
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  for (int b = 0; b < nb8; b += 8) {
+    const uint8_t *g = w + (size_t)b * Q4_0_BYTES;
+    const int8_t *xq = a->q + b * BF_QK;
+    __m256i z[4];
+    for (int p = 0; p < 4; p++) {
+      const __m256i q = ld_2x128(g + 2 * p * Q4_0_BYTES + 2, g + (2 * p + 1) * Q4_0_BYTES + 2);
+      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      const __m256i xlo = ld_2x128(xq + 64 * p, xq + 64 * p + 32), xhi = ld_2x128(xq + 64 * p + 16, xq + 64 * p + 48);
+      z[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, xlo), hi, xhi);
+    }
+    const __m256 dw = weight_scales8(g, Q4_0_BYTES);
+    const __m256i xs = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(a->sums + b)), order);
+    const __m256i isum = _mm256_sub_epi32(block_sums8_y(z[0], z[1], z[2], z[3]), _mm256_slli_epi32(xs, 3));
+    const __m256 dx = _mm256_permutevar8x32_ps(_mm256_loadu_ps(a->d + b), order);
+    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum)));
+  }
+  __m256 lanes = _mm256_permutevar8x32_ps(acc, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  for (int b = nb8; b < nb; b++) {
+    const uint8_t *blk = w + (size_t)b * Q4_0_BYTES;
+    lanes = add_lane(lanes, b % 8, bf_scale_int(bf_load_f16(blk) * a->d[b], isum_q4_0(blk, a->q + b * BF_QK, a->sums[b])));
+  }
+  return fold8_m256(lanes);
+}
+/*
+ * Q4_0, one token, with activations re-laid per call (bf_dot1_prep). Per group of 8 blocks the buffer holds, for
+ * each block pair (2p, 2p+1), [x_2p 0..15 | x_2p+1 0..15] and [x_2p 16..31 | x_2p+1 16..31], so the low and high
+ * nibbles of [q_2p | q_2p+1] meet their activations without shuffles; then d_x and 8·Σx per block, both in
+ * block_sums8_y's lane order 0,2,4,6,1,3,5,7. The weight scales are one gather.
+ */
+typedef struct {
+  const int8_t *q;
+  const float *d;
+  const int32_t *sums;
+} prep_head;
+#define PREP_HEAD 64
+#define Q4P_GROUP 320 /* 256 bytes of x, 8 floats d_x, 8 int32 8·Σx */
+
+static size_t q4_0_prep_bytes(int cols) { return PREP_HEAD + (size_t)(cols / BF_QK / 8) * Q4P_GROUP; }
+
+static void q4_0_prep(const bf_act_row *a, int cols, void *buf) {
+  prep_head *h = buf;
+  h->q = a->q; h->d = a->d; h->sums = a->sums;
+  const int nb8 = cols / BF_QK / 8 * 8;
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int b = 0; b < nb8; b += 8) {
+    uint8_t *g = (uint8_t *)buf + PREP_HEAD + (size_t)(b / 8) * Q4P_GROUP;
+    const int8_t *xq = a->q + b * BF_QK;
+    for (int p = 0; p < 4; p++) {
+      _mm256_store_si256((__m256i *)(g + 64 * p), ld_2x128(xq + 64 * p, xq + 64 * p + 32));
+      _mm256_store_si256((__m256i *)(g + 64 * p + 32), ld_2x128(xq + 64 * p + 16, xq + 64 * p + 48));
+    }
+    _mm256_store_ps((float *)(g + 256), _mm256_permutevar8x32_ps(_mm256_loadu_ps(a->d + b), order));
+    _mm256_store_si256((__m256i *)(g + 288),
+                       _mm256_slli_epi32(_mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(a->sums + b)), order), 3));
+  }
+}
+
+static float q4_0_dot_prep(const uint8_t *w, const void *buf, int cols) {
+  const prep_head *h = buf;
+  const int nb = cols / BF_QK, nb8 = nb - nb % 8;
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i sidx = _mm256_setr_epi32(0, 2 * Q4_0_BYTES, 4 * Q4_0_BYTES, 6 * Q4_0_BYTES, Q4_0_BYTES, 3 * Q4_0_BYTES,
+                                         5 * Q4_0_BYTES, 7 * Q4_0_BYTES);
+  /* the low F16 of each gathered dword to the low 8 bytes of each 128-bit lane */
+  const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                        0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int b = 0; b < nb8; b += 8) {
+    const uint8_t *g = w + (size_t)b * Q4_0_BYTES;
+    const uint8_t *xp = (const uint8_t *)buf + PREP_HEAD + (size_t)(b / 8) * Q4P_GROUP;
+    __m256i z[4];
+    for (int p = 0; p < 4; p++) {
+      const __m256i q = ld_2x128(g + 2 * p * Q4_0_BYTES + 2, g + (2 * p + 1) * Q4_0_BYTES + 2);
+      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      z[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, _mm256_load_si256((const __m256i *)(xp + 64 * p))),
+                                 hi, _mm256_load_si256((const __m256i *)(xp + 64 * p + 32)));
+    }
+    const __m256i hw = _mm256_shuffle_epi8(_mm256_i32gather_epi32((const int *)g, sidx, 1), pick);
+    const __m256 dw = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(hw, _MM_SHUFFLE(3, 1, 2, 0))));
+    const __m256i isum = _mm256_sub_epi32(block_sums8_y(z[0], z[1], z[2], z[3]), _mm256_load_si256((const __m256i *)(xp + 288)));
+    const __m256 dx = _mm256_load_ps((const float *)(xp + 256));
+    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum)));
+  }
+  __m256 lanes = _mm256_permutevar8x32_ps(acc, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  for (int b = nb8; b < nb; b++) {
+    const uint8_t *blk = w + (size_t)b * Q4_0_BYTES;
+    lanes = add_lane(lanes, b % 8, bf_scale_int(bf_load_f16(blk) * h->d[b], isum_q4_0(blk, h->q + b * BF_QK, h->sums[b])));
+  }
+  return fold8_m256(lanes);
+}
+
+static const bf_dot1_prep Q4_0_PREP = {q4_0_prep_bytes, q4_0_prep, q4_0_dot_prep};
+
 static void dot4_q8_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q8_0_x512(w, a, 4, cols, out); }
 static void dot4_q4_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q4_0_x128(w, a, 4, cols, out); }
 
@@ -283,6 +436,90 @@ static float dot_q5_k(const uint8_t *w, const bf_act_row *a, int cols) { float r
 static void dot4_q4_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { k4_x512(w, a, 4, cols, 0, out); }
 static void dot4_q5_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { k4_x512(w, a, 4, cols, 1, out); }
 
+/*
+ * Q4_K / Q5_K, one token, with per-call activations (bf_dot1_prep): for each super-block the buffer holds the 8
+ * pair sums bsums[2j] + bsums[2j+1] as int16 (|·| ≤ 2·16·127) and d_x, so Σ m_j·(pair sum) is one madd. The 8
+ * sub-block scales are broadcast to int16 lanes with in-lane byte shuffles of one 64-bit broadcast, and both integer
+ * sums finish in one reduction. The float steps run in two vector lanes: [d_w·d_x, dmin_w·d_x]·[f32(sumi),
+ * f32(summins)], then lane 0 − lane 1, the same IEEE operations as k4_value.
+ */
+#define K4P_SB 32 /* per super-block: 8 int16 pair sums, then d_x */
+
+static size_t k4_prep_bytes(int cols) { return PREP_HEAD + (size_t)(cols / BF_QK_K) * K4P_SB; }
+
+static void k4_prep(const bf_act_row *a, int cols, void *buf) {
+  prep_head *h = buf;
+  h->q = a->q; h->d = a->d; h->sums = a->sums;
+  for (int b = 0; b < cols / BF_QK_K; b++) {
+    uint8_t *sb = (uint8_t *)buf + PREP_HEAD + (size_t)b * K4P_SB;
+    const __m512i bs = _mm512_loadu_si512((const void *)(a->sums + 16 * b));
+    /* pair sums: add each odd int32 to its even neighbour, then keep the even ones as int16 */
+    const __m512i pairs = _mm512_add_epi32(bs, _mm512_srli_epi64(bs, 32));
+    _mm_store_si128((__m128i *)sb, _mm512_cvtepi64_epi16(pairs));
+    memcpy(sb + 16, a->d + b, 4);
+  }
+}
+
+/* _mm256_shuffle_epi8 indexes: scale byte j of a 64-bit broadcast, zero-extended to 16 int16 lanes */
+#define ZX16(j) j, -1, j, -1, j, -1, j, -1, j, -1, j, -1, j, -1, j, -1
+static const int8_t K4_BCAST_IDX[8][32] = {{ZX16(0), ZX16(0)}, {ZX16(1), ZX16(1)}, {ZX16(2), ZX16(2)}, {ZX16(3), ZX16(3)},
+                                           {ZX16(4), ZX16(4)}, {ZX16(5), ZX16(5)}, {ZX16(6), ZX16(6)}, {ZX16(7), ZX16(7)}};
+
+AI float k4_dot_prep(const uint8_t *w, const void *buf, int cols, int has_high) {
+  const prep_head *h = buf;
+  const size_t bytes = has_high ? Q5_K_BYTES : Q4_K_BYTES;
+  const int nb = cols / BF_QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+  __m256 lanes = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *blk = w + (size_t)b * bytes;
+    const uint8_t *sb = (const uint8_t *)buf + PREP_HEAD + (size_t)b * K4P_SB;
+    /* k4_scales on 32-bit words, packed as 8 bytes each */
+    uint32_t w0, w1, w2;
+    memcpy(&w0, blk + 4, 4);
+    memcpy(&w1, blk + 8, 4);
+    memcpy(&w2, blk + 12, 4);
+    const uint64_t sc8 = (uint64_t)(w0 & 0x3f3f3f3fu) | (uint64_t)((w2 & 0x0f0f0f0fu) | (((w0 >> 6) & 0x03030303u) << 4)) << 32;
+    const uint64_t m8 = (uint64_t)(w1 & 0x3f3f3f3fu) | (uint64_t)(((w2 >> 4) & 0x0f0f0f0fu) | (((w1 >> 6) & 0x03030303u) << 4)) << 32;
+    const __m256i scb = _mm256_set1_epi64x((long long)sc8);
+    const __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8)), _mm_load_si128((const __m128i *)sb));
+    const uint8_t *qs = blk + (has_high ? 48 : 16);
+    const __m256i qh = has_high ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+    const int8_t *xq = h->q + b * BF_QK_K;
+    __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int i = 0; i < 4; i++) {
+      const __m256i y = _mm256_loadu_si256((const __m256i *)(qs + 32 * i));
+      __m256i lo = _mm256_and_si256(y, m4), hi = _mm256_and_si256(_mm256_srli_epi16(y, 4), m4);
+      if (has_high) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * i + 1), one), 4));
+      }
+      /* q ≤ 31, |x| ≤ 127: the int16 pair sums of maddubs cannot saturate */
+      const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * i)));
+      const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * i + 32)));
+      acc[0] = _mm256_dpwssd_epi32(acc[0], p0, _mm256_shuffle_epi8(scb, _mm256_loadu_si256((const __m256i *)K4_BCAST_IDX[2 * i])));
+      acc[1] = _mm256_dpwssd_epi32(acc[1], p1, _mm256_shuffle_epi8(scb, _mm256_loadu_si256((const __m256i *)K4_BCAST_IDX[2 * i + 1])));
+    }
+    const __m256i s8 = _mm256_add_epi32(acc[0], acc[1]);
+    const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+    /* [s0+s2, m0+m2, s1+s3, m1+m3] → lanes 0, 1 = [sumi, summins] (integer adds: exact in any order) */
+    const __m128i c = _mm_add_epi32(_mm_unpacklo_epi32(s4, mins), _mm_unpackhi_epi32(s4, mins));
+    const __m128i sums = _mm_add_epi32(c, _mm_unpackhi_epi64(c, c));
+    uint32_t dd;
+    memcpy(&dd, blk, 4);
+    const __m128 dws = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd)), _mm_broadcast_ss((const float *)(sb + 16)));
+    const __m128 pr = _mm_mul_ps(dws, _mm_cvtepi32_ps(sums));
+    const __m128 v = _mm_sub_ss(pr, _mm_movehdup_ps(pr));
+    lanes = _mm256_mask_add_ps(lanes, (__mmask8)(1u << (b % 8)), lanes, _mm256_broadcastss_ps(v));
+  }
+  return fold8_m256(lanes);
+}
+
+static float q4_k_dot_prep(const uint8_t *w, const void *buf, int cols) { return k4_dot_prep(w, buf, cols, 0); }
+static float q5_k_dot_prep(const uint8_t *w, const void *buf, int cols) { return k4_dot_prep(w, buf, cols, 1); }
+static const bf_dot1_prep Q4_K_PREP = {k4_prep_bytes, k4_prep, q4_k_dot_prep};
+static const bf_dot1_prep Q5_K_PREP = {k4_prep_bytes, k4_prep, q5_k_dot_prep};
+
 AI void q6_k(const uint8_t *w, const bf_act_row *a, int nt, int cols, float *out) {
   const int nb = cols / BF_QK_K;
   const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
@@ -328,8 +565,19 @@ static float dot_q6_k(const uint8_t *w, const bf_act_row *a, int cols) { float r
 static void dot4_q6_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q6_k(w, a, 4, cols, out); }
 
 const bf_dot_fn bf_dot_q8_0_simd = dot_q8_0, bf_dot_q4_0_simd = dot_q4_0;
+
+const bf_dot1_prep *bf_dot1_prep_for(bf_dot_fn dot) {
+  if (dot == dot_q4_0) return &Q4_0_PREP;
+  if (dot == dot_q4_k) return &Q4_K_PREP;
+  if (dot == dot_q5_k) return &Q5_K_PREP;
+  return NULL;
+}
 const bf_dot4_fn bf_dot4_q8_0_simd = dot4_q8_0, bf_dot4_q4_0_simd = dot4_q4_0;
 const bf_dot_fn bf_dot_q4_k_simd = dot_q4_k, bf_dot_q5_k_simd = dot_q5_k, bf_dot_q6_k_simd = dot_q6_k;
 const bf_dot4_fn bf_dot4_q4_k_simd = dot4_q4_k, bf_dot4_q5_k_simd = dot4_q5_k, bf_dot4_q6_k_simd = dot4_q6_k;
+
+#else
+
+const bf_dot1_prep *bf_dot1_prep_for(bf_dot_fn dot) { (void)dot; return NULL; }
 
 #endif

@@ -69,13 +69,25 @@ static inline __m512 ld16_bf16(const uint8_t *w, int i) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + 2 * i))), 16));
 }
 
+/*
+ * One token streams each weight once, and the hardware prefetchers alone fall short of a plain read with software
+ * prefetch, so each step asks for the line BF_FLOAT_PREFETCH_BYTES ahead into L2 (measured on the `medium` shapes,
+ * 1 thread: F16 200 MB 15.1 → 12.7 ms, F32 400 MB 24.8 → 22.5 ms). Loads only: the arithmetic is unchanged.
+ */
+#ifndef BF_FLOAT_PREFETCH_BYTES
+#define BF_FLOAT_PREFETCH_BYTES 4096
+#endif
+
 /* One __m512 holds the 16 lanes; the 4-token form runs 4 independent lane sets on one weight load. */
-#define FLOAT_DOTS(NAME)                                                                                   \
+#define FLOAT_DOTS(NAME, ESZ)                                                                              \
   static float dot_##NAME##_simd(const uint8_t *w, const bf_act_row *a, int cols) {                       \
     const float *x = a->xf;                                                                               \
     const int m = cols - cols % 16;                                                                       \
     __m512 acc = _mm512_setzero_ps();                                                                     \
-    for (int i = 0; i < m; i += 16) acc = _mm512_add_ps(acc, _mm512_mul_ps(ld16_##NAME(w, i), _mm512_loadu_ps(x + i))); \
+    for (int i = 0; i < m; i += 16) {                                                                     \
+      _mm_prefetch((const char *)w + ESZ * i + BF_FLOAT_PREFETCH_BYTES, _MM_HINT_T1);                     \
+      acc = _mm512_add_ps(acc, _mm512_mul_ps(ld16_##NAME(w, i), _mm512_loadu_ps(x + i)));                 \
+    }                                                                                                     \
     float s = fold512(acc);                                                                               \
     for (int i = m; i < cols; i++) s = s + ld1_##NAME(w, i) * x[i];                                       \
     return s;                                                                                             \
@@ -115,7 +127,7 @@ static inline __m256 ld8_bf16(const uint8_t *w, int i) {
 }
 
 /* Two __m256 hold lanes 0-7 and 8-15. */
-#define FLOAT_DOTS(NAME)                                                                                   \
+#define FLOAT_DOTS(NAME, ESZ)                                                                              \
   static float dot_##NAME##_simd(const uint8_t *w, const bf_act_row *a, int cols) {                       \
     const float *x = a->xf;                                                                               \
     const int m = cols - cols % 16;                                                                       \
@@ -149,9 +161,9 @@ static inline __m256 ld8_bf16(const uint8_t *w, int i) {
 #endif
 
 #ifdef HAVE_FLOAT_SIMD
-FLOAT_DOTS(f32)
-FLOAT_DOTS(f16)
-FLOAT_DOTS(bf16)
+FLOAT_DOTS(f32, 4)
+FLOAT_DOTS(f16, 2)
+FLOAT_DOTS(bf16, 2)
 const bf_dot_fn bf_dot_f32_simd = dot_f32_simd;
 const bf_dot_fn bf_dot_f16_simd = dot_f16_simd;
 const bf_dot_fn bf_dot_bf16_simd = dot_bf16_simd;

@@ -1,6 +1,9 @@
 /* Kernel selection and the row loop: weight rows outer, tokens inner, so each weight row is read once per call. */
 #include "butterfly.h"
 #include "matmul.h"
+#include "quant_blocks.h"
+#include <stdlib.h>
+#include "amx.h"
 
 size_t bf_row_bytes(int type, int64_t cols) {
   if (cols <= 0) return 0;
@@ -54,7 +57,56 @@ const char *bf_simd_level(void) {
  */
 #define BF_ROW_TILE_BYTES (96 * 1024)
 
+/*
+ * One token (decode): every weight byte is used once, so a call streams its matrix from L3 or RAM. The quantized
+ * kernels do enough work per byte that the core's own prefetchers fall behind (Q8_0 streamed at ~12 GB/s against
+ * ~27 GB/s for a plain read of the same memory), so rows are prefetched into L2 BF_PREFETCH_BYTES ahead, one line
+ * at a time. Past the last row this runs on into the next tensor, which in the arena (src/engine/model/load.ts) is
+ * usually the next matrix of the decode step. Float weights already stream at the read limit, and prefetching them
+ * measured slower, so they are left to the hardware. Only the timing of loads changes, not any arithmetic.
+ */
+#define BF_PREFETCH_BYTES (24 * 1024)
+/* prepared activations up to this size live on the stack (Q4_0: 1.25 bytes per column) */
+#define BF_PREP_STACK_BYTES (40 * 1024)
+
+static void matmul_rows_1tok(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
+  const int cols = (int)job->cols;
+  const size_t rb = job->row_bytes;
+  const bf_act_row a = bf_act_row_at(job->acts, 0);
+  const uint8_t *w = job->w;
+  if (rb >= 2 * (size_t)job->cols) { /* F32, F16, BF16 */
+    for (int64_t r = row_begin; r < row_end; r++) job->out[r] = job->dot(w + (size_t)r * rb, &a, cols);
+    return;
+  }
+  /* activations re-laid once per call where the type's kernel wants it (bf_dot1_prep) */
+  const bf_dot1_prep *pk = bf_dot1_prep_for(job->dot);
+  _Alignas(64) uint8_t stack_buf[BF_PREP_STACK_BYTES];
+  void *buf = NULL;
+  if (pk) {
+    const size_t need = pk->prep_bytes(cols);
+    buf = need <= sizeof stack_buf ? stack_buf : aligned_alloc(64, (need + 63) & ~(size_t)63);
+    if (buf) pk->prep(&a, cols, buf);
+    else pk = NULL;
+  }
+  /* every line below pf has been prefetched (or is near enough to the start to be fetched on demand) */
+  uintptr_t pf = (((uintptr_t)(w + (size_t)row_begin * rb)) & ~(uintptr_t)63) + BF_PREFETCH_BYTES;
+  for (int64_t r = row_begin; r < row_end; r++) {
+    const uint8_t *row = w + (size_t)r * rb;
+    for (const uintptr_t want = (uintptr_t)row + rb + BF_PREFETCH_BYTES; pf < want; pf += 64)
+      __builtin_prefetch((const void *)pf, 0, 2);
+    job->out[r] = pk ? pk->dot(row, buf, cols) : job->dot(row, &a, cols);
+  }
+  if (buf != stack_buf) free(buf);
+}
+
 void bf_matmul_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
+  if (job->n_tok == 1) {
+    matmul_rows_1tok(job, row_begin, row_end);
+    return;
+  }
+  /* AMX tiles for big Q8_0 / Q4_0 batches (native/amx.c): whole 16-row groups; any rest continues below */
+  if (job->n_tok >= BF_AMX_MIN_TOK && (job->dot == bf_dot_q8_0_simd || job->dot == bf_dot_q4_0_simd))
+    row_begin = bf_amx_rows(job, job->dot == bf_dot_q4_0_simd, row_begin, row_end);
   const int cols = (int)job->cols;
   const int64_t n_groups = job->dot4 ? job->n_tok / BF_TOK_GROUP : 0;
   const int64_t t_rest = n_groups * BF_TOK_GROUP;

@@ -66,4 +66,17 @@ static inline int32_t q6_offset(const int8_t *sc, const int32_t *bsums) {
   return 32 * s;
 }
 
+/*
+ * One-token kernels that read activations re-laid once per call: matmul's 1-token path calls prep() once per call
+ * (and thread) into a 64-byte-aligned buffer of prep_bytes(cols), then dot() per weight row. dot() gives exactly the
+ * bits of the type's bf_dot_fn; only where the activations sit in memory changes. bf_dot1_prep_for returns NULL for
+ * types (or builds) without one.
+ */
+typedef struct {
+  size_t (*prep_bytes)(int cols);
+  void (*prep)(const bf_act_row *a, int cols, void *buf);
+  float (*dot)(const uint8_t *w, const void *buf, int cols);
+} bf_dot1_prep;
+const bf_dot1_prep *bf_dot1_prep_for(bf_dot_fn dot);
+
 #endif

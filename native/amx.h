@@ -1,0 +1,25 @@
+/*
+ * Intel AMX (TDPBSSD) for batched Q8_0 / Q4_0 products: many tokens at once (prefill, large batches).
+ * Same bits as the other kernels (docs/kernels.md "Integer blocks"): one tile multiply per 32-element block gives
+ * the exact int32 block sums of 16 rows × 16 tokens, and the float steps run per block, lane and row in the order
+ * of the reference.
+ */
+#ifndef BUTTERFLY_AMX_H
+#define BUTTERFLY_AMX_H
+
+#include "matmul.h"
+
+/* Batches of at least this many tokens take the AMX path (2048×768 Q8_0, one thread: AMX takes about the same
+ * time for 4 to 16 tokens: 2.5× the AVX-512 path at 8 tokens, about 1.2× at 4). */
+#define BF_AMX_MIN_TOK 8
+
+/* 1 if the CPU has AMX-INT8, the kernel granted tile data to this process and the build has the kernel; 0
+ * otherwise (or when the environment variable BUTTERFLY_AMX=0). Checked once per process. */
+int bf_amx_available(void);
+
+/* Computes rows [row_begin, row_begin + 16·k) of a Q8_0 (q4 = 0) or Q4_0 (q4 = 1) job for every token, for the
+ * largest k that fits before row_end, and returns the first row it did not compute: row_begin when AMX is not
+ * available or scratch memory could not be had, so the caller computes the rest as usual. */
+int64_t bf_amx_rows(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end);
+
+#endif

@@ -1,0 +1,124 @@
+/**
+ * The AMX path of native/amx.c (Q8_0 and Q4_0 weights, batches of 8 tokens and more) must give the TypeScript
+ * kernels' bits exactly: token counts that are and are not multiples of 16, row counts with a rest of 1..15 rows
+ * (which the usual AVX-512 path computes), 1..24 blocks per row (lanes with no block, one block, several), every
+ * byte pattern of raw weights, zero / subnormal / large activations, and 1 to 3 threads.
+ * Skipped where the CPU has no AMX-INT8 (the code paths tested here are then not compiled in or not taken).
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GGMLType, rowBytes, typeName } from '../src/engine/gguf/types.js';
+import { createNativeKernels, loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
+import { createTsKernels } from '../src/engine/kernels/ts.js';
+import type { Kernels } from '../src/engine/kernels/types.js';
+import { writeF16 } from '../src/engine/quant/half.js';
+import { randomFloats, randomWeights } from '../src/engine/quant/random.js';
+import { SplitMix32 } from '../src/engine/prng.js';
+import type { WeightTensor } from '../src/engine/tensor.js';
+
+function amxSkipReason(): string | null {
+  const addon = loadNativeAddon();
+  if (!addon) return `the native addon is not loaded (${nativeAddonLoadError() ?? 'disabled'})`;
+  if (addon.simdLevel() !== 'avx512') return `the addon is built for ${addon.simdLevel()}, and AMX needs the AVX-512 build`;
+  let cpuinfo = '';
+  try {
+    cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return 'no /proc/cpuinfo (not Linux)';
+  }
+  if (!/\bamx_int8\b/.test(cpuinfo)) return 'this CPU has no AMX-INT8';
+  if (process.env['BUTTERFLY_AMX'] === '0') return 'BUTTERFLY_AMX=0 turns AMX off';
+  return null;
+}
+
+const skipReason = amxSkipReason();
+const title = skipReason ? `AMX kernels — SKIPPED: ${skipReason}` : 'AMX kernels (Q8_0 / Q4_0, nTok ≥ 8)';
+
+const BLOCK_BYTES: Partial<Record<GGMLType, number>> = { [GGMLType.Q8_0]: 34, [GGMLType.Q4_0]: 18 };
+
+/** Uniformly random bytes (every quant, including −128) with sane F16 block scales. */
+function rawQuantWeights(type: GGMLType, rows: number, cols: number, seed: number): Uint8Array {
+  const rng = new SplitMix32(seed);
+  const data = new Uint8Array(rows * rowBytes(type, cols));
+  for (let i = 0; i < data.length; i++) data[i] = rng.nextU32() & 0xff;
+  for (let b = 0; b < data.length; b += BLOCK_BYTES[type]!) writeF16(data, b, (rng.nextFloat() - 0.5) * 0.05);
+  return data;
+}
+
+/** Token 3 is all zeros, token 4 mixes F16-subnormal and large values, token 7 saturates every block at ±127. */
+function activations(cols: number, nTok: number, seed: number): Float32Array {
+  const x = randomFloats(cols * nTok, seed, 2);
+  x.fill(0, 3 * cols, 4 * cols);
+  const rng = new SplitMix32(seed ^ 0x5bd1e995);
+  for (let i = 4 * cols; i < 5 * cols; i++) {
+    const pick = rng.nextU32() % 4;
+    const sign = rng.nextU32() & 1 ? -1 : 1;
+    x[i] = sign * (pick === 0 ? rng.nextFloat() * 1e-6 : pick === 1 ? rng.nextFloat() * 1e-8 : pick === 2 ? rng.nextFloat() * 3e4 : rng.nextFloat());
+  }
+  for (let i = 7 * cols; i < 8 * cols; i++) x[i] = rng.nextU32() & 1 ? 5 : -5;
+  return x;
+}
+
+function expectSameBits(actual: Float32Array, expected: Float32Array, what: string): void {
+  expect(actual.length, what).toBe(expected.length);
+  const a = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
+  const e = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== e[i]) {
+      expect.fail(`${what}: element ${i} is ${actual[i]} (0x${a[i]!.toString(16)}), expected ${expected[i]} (0x${e[i]!.toString(16)})`);
+    }
+  }
+}
+
+function run(k: Kernels, w: WeightTensor, x: Float32Array, nTok: number): Float32Array {
+  const out = new Float32Array(nTok * w.rows).fill(Number.NaN);
+  k.matmul(out, w, x, nTok);
+  return out;
+}
+
+/** rows: one 16-row group, +1, 2 groups + 1, many groups + 13 (and a 3-way split with rests); cols: 1, 3, 9, 17, 24 blocks */
+const SHAPES: ReadonlyArray<readonly [rows: number, cols: number]> = [
+  [16, 32], [17, 96], [33, 288], [48, 544], [301, 768],
+];
+
+describe.skipIf(skipReason !== null)(title, () => {
+  const ts = createTsKernels();
+  const native = new Map<string, Kernels>();
+  beforeAll(() => {
+    for (const threads of [1, 2, 3]) native.set(`simd/${threads}`, createNativeKernels(threads)!);
+  });
+  afterAll(() => {
+    for (const k of native.values()) k.dispose();
+  });
+
+  for (const type of [GGMLType.Q8_0, GGMLType.Q4_0]) {
+    for (const [rows, cols] of SHAPES) {
+      for (const source of ['raw', 'quantized'] as const) {
+        const label = `${source} ${typeName(type)} ${rows}×${cols}`;
+        it.each([8, 9, 16, 33, 128])(`${label}, nTok=%i: native equals the TypeScript bits`, (nTok) => {
+          const data = source === 'raw'
+            ? rawQuantWeights(type, rows, cols, rows * 7919 + cols)
+            : randomWeights(type, rows, cols, rows * 104729 + cols, 0.5);
+          const w: WeightTensor = { name: label, type, rows, cols, data };
+          const x = activations(cols, nTok, cols * 31 + nTok);
+          const expected = run(ts, w, x, nTok);
+          for (const [variant, k] of native) expectSameBits(run(k, w, x, nTok), expected, `${label} nTok=${nTok} ${variant}`);
+        });
+      }
+    }
+  }
+
+  it('a batch gives each token the bits of a call with that token alone', () => {
+    const [rows, cols, nTok] = [64, 768, 37];
+    for (const type of [GGMLType.Q8_0, GGMLType.Q4_0]) {
+      const w: WeightTensor = { name: 'w', type, rows, cols, data: rawQuantWeights(type, rows, cols, 4242) };
+      const x = activations(cols, nTok, 99);
+      const k = native.get('simd/2')!;
+      const batch = run(k, w, x, nTok);
+      for (let t = 0; t < nTok; t++) {
+        const single = run(k, w, x.subarray(t * cols, (t + 1) * cols), 1);
+        expectSameBits(batch.subarray(t * rows, (t + 1) * rows), single, `${typeName(type)} token ${t}`);
+      }
+    }
+  });
+});
