@@ -561,6 +561,79 @@ AI void q6_k(const uint8_t *w, const bf_act_row *a, int nt, int cols, float *out
   for (int t = 0; t < nt; t++) out[t] = fold8_m256(lanes[t]);
 }
 
+/*
+ * Q6_K, one token, with 256-bit integer work and per-call activations (bf_dot1_prep): the buffer holds each
+ * super-block's 16 bsums as int16 (|·| ≤ 16·127), even sub-blocks first, then odd ones, and d_x. The 16 int8 scales
+ * are widened once in the same even/odd order, so a 32-element chunk (sub-blocks 2j, 2j+1 in its two 128-bit halves)
+ * gets its scale vector by one in-lane byte shuffle, and Σ sc_j·bsums_j is one madd.
+ */
+#define Q6P_SB 64 /* per super-block: 16 int16 bsums (even, odd), then d_x */
+
+static size_t q6_prep_bytes(int cols) { return PREP_HEAD + (size_t)(cols / BF_QK_K) * Q6P_SB; }
+
+static void q6_prep(const bf_act_row *a, int cols, void *buf) {
+  prep_head *h = buf;
+  h->q = a->q; h->d = a->d; h->sums = a->sums;
+  const __m512i eo = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  for (int b = 0; b < cols / BF_QK_K; b++) {
+    uint8_t *sb = (uint8_t *)buf + PREP_HEAD + (size_t)b * Q6P_SB;
+    const __m512i bs = _mm512_permutexvar_epi32(eo, _mm512_loadu_si512((const void *)(a->sums + 16 * b)));
+    _mm256_store_si256((__m256i *)sb, _mm512_cvtepi32_epi16(bs));
+    memcpy(sb + 32, a->d + b, 4);
+  }
+}
+
+/* _mm256_shuffle_epi8 indexes: int16 word j of each 128-bit lane, repeated */
+#define W16(j) 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, \
+               2 * j, 2 * j + 1, 2 * j, 2 * j + 1
+static const int8_t WORD_BCAST_IDX[8][32] = {{W16(0), W16(0)}, {W16(1), W16(1)}, {W16(2), W16(2)}, {W16(3), W16(3)},
+                                             {W16(4), W16(4)}, {W16(5), W16(5)}, {W16(6), W16(6)}, {W16(7), W16(7)}};
+
+static float q6_k_dot_prep(const uint8_t *w, const void *buf, int cols) {
+  const prep_head *h = buf;
+  const int nb = cols / BF_QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+  const __m128i eo8 = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  __m256 lanes = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *blk = w + (size_t)b * Q6_K_BYTES;
+    const uint8_t *sb = (const uint8_t *)buf + PREP_HEAD + (size_t)b * Q6P_SB;
+    /* scales as int16: lane 0 the even sub-blocks, lane 1 the odd ones */
+    const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk + 192)), eo8));
+    /* start from −32·Σ sc_j·bsums_j so one reduction gives Σ sc_j·Σ (q − 32)·x */
+    const __m256i off = _mm256_madd_epi16(sc, _mm256_load_si256((const __m256i *)sb));
+    __m256i acc[2] = {_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)), _mm256_setzero_si256()};
+    const int8_t *xq = h->q + b * BF_QK_K;
+    for (int n = 0; n < 2; n++) {
+      const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * n));
+      const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * n + 32));
+      const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * n));
+      /* (low 4 bits) | (2 high bits) << 4 for elements 128n + 0..31, 32..63, 64..95, 96..127; 0xec = (a & c) | b */
+      __m256i q[4];
+      q[0] = _mm256_ternarylogic_epi32(l0, _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30), m4, 0xec);
+      q[1] = _mm256_ternarylogic_epi32(l1, _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30), m4, 0xec);
+      q[2] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(l0, 4), _mm256_and_si256(hb, m30), m4, 0xec);
+      q[3] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(l1, 4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30), m4, 0xec);
+      for (int c = 0; c < 4; c++) {
+        /* q ≤ 63, |x| ≤ 127: maddubs pairs stay below 2^15 */
+        const __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i *)(xq + 128 * n + 32 * c)));
+        const __m256i s = _mm256_shuffle_epi8(sc, _mm256_loadu_si256((const __m256i *)WORD_BCAST_IDX[4 * n + c]));
+        acc[c & 1] = _mm256_dpwssd_epi32(acc[c & 1], p, s);
+      }
+    }
+    const __m256i s8 = _mm256_add_epi32(acc[0], acc[1]);
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+    r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 1));
+    float dx;
+    memcpy(&dx, sb + 32, 4);
+    lanes = add_lane(lanes, b % 8, bf_scale_int(bf_load_f16(blk + 208) * dx, _mm_cvtsi128_si32(r)));
+  }
+  return fold8_m256(lanes);
+}
+
+static const bf_dot1_prep Q6_K_PREP = {q6_prep_bytes, q6_prep, q6_k_dot_prep};
+
 static float dot_q6_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; q6_k(w, a, 1, cols, &r); return r; }
 static void dot4_q6_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q6_k(w, a, 4, cols, out); }
 
@@ -570,6 +643,7 @@ const bf_dot1_prep *bf_dot1_prep_for(bf_dot_fn dot) {
   if (dot == dot_q4_0) return &Q4_0_PREP;
   if (dot == dot_q4_k) return &Q4_K_PREP;
   if (dot == dot_q5_k) return &Q5_K_PREP;
+  if (dot == dot_q6_k) return &Q6_K_PREP;
   return NULL;
 }
 const bf_dot4_fn bf_dot4_q8_0_simd = dot4_q8_0, bf_dot4_q4_0_simd = dot4_q4_0;

@@ -62,8 +62,9 @@ const char *bf_simd_level(void) {
  * kernels do enough work per byte that the core's own prefetchers fall behind (Q8_0 streamed at ~12 GB/s against
  * ~27 GB/s for a plain read of the same memory), so rows are prefetched into L2 BF_PREFETCH_BYTES ahead, one line
  * at a time. Past the last row this runs on into the next tensor, which in the arena (src/engine/model/load.ts) is
- * usually the next matrix of the decode step. Float weights already stream at the read limit, and prefetching them
- * measured slower, so they are left to the hardware. Only the timing of loads changes, not any arithmetic.
+ * usually the next matrix of the decode step. Float kernels prefetch inside their loop instead (dot_float.c): for
+ * them this row-at-a-time burst measured slower than no prefetch at all. Only the timing of loads changes.
+ * Measured with the 85 matrices of one `medium` decode step, 1 thread: Q8_0 9.2 → 5.1 ms, Q4_0 4.3 → 3.2 ms.
  */
 #define BF_PREFETCH_BYTES (24 * 1024)
 /* prepared activations up to this size live on the stack (Q4_0: 1.25 bytes per column) */
