@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_ERROR, reportError } from './errors.js';
 import { registerGenerate } from './generate.js';
+import { intArg } from './options.js';
 import { registerPlan } from './plan.js';
 import { registerStatus } from './status.js';
 import { ensureSyntheticModel, registerModel } from './synth.js';
@@ -10,12 +11,12 @@ function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('what `npm start` runs: synthesize the demo model if missing, then serve it with 2 local workers')
-    .option('--port <port>', 'HTTP port', '8080')
-    .option('--workers <n>', 'local worker processes', '2')
-    .action(async (opts: { port: string; workers: string }) => {
+    .option('--port <port>', 'HTTP port', intArg('--port', 0, 65535), 8080)
+    .option('--workers <n>', 'local worker processes', intArg('--workers', 1, 64), 2)
+    .action(async (opts: { port: number; workers: number }) => {
       const model = ensureSyntheticModel('small', 'q8_0');
       process.stderr.write(`demo model: ${model} (seeded synthetic weights: the text is gibberish, but every bit is reproducible)\n`);
-      await runServe({ model, workers: Number(opts.workers), port: Number(opts.port), host: '127.0.0.1', streamWeights: false });
+      await runServe({ model, workers: opts.workers, port: opts.port, host: '127.0.0.1', streamWeights: false });
     });
 }
 
