@@ -94,7 +94,10 @@ export interface TensorRef {
   readonly sha256: string;
 }
 
-/** The model's shape, as the engine needs it (engine/model/config.ts LlamaConfig). */
+/**
+ * The model's shape on the wire. It mirrors engine/model/config.ts LlamaConfig on purpose (transport does not import
+ * the engine); the worker builds a LlamaConfig from it, so tsc fails if the two drift apart.
+ */
 export interface ModelShapeWire {
   readonly arch: 'llama' | 'qwen2';
   readonly dim: number;
