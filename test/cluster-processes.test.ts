@@ -235,3 +235,34 @@ describe('multi-host mode through the CLI (coordinator + workers as separate com
     }
   });
 });
+
+describe('butterfly serve (embedded mode, what `npm start` runs on the demo model)', () => {
+  it('serves completions and exits cleanly with its workers on SIGINT', async () => {
+    const { spawn, execFileSync } = await import('node:child_process');
+    const { createServer } = await import('node:net');
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const model = models.model('serve', SHAPES.tiny, 'q4_0');
+    const serve = spawn(process.execPath, [BIN, 'serve', '--model', model, '--workers', '2', '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    serve.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<number | null>((r) => serve.once('exit', (code) => r(code)));
+    try {
+      for (let i = 0; i < 100 && !/OpenAI-compatible API at/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(log).toMatch(/OpenAI-compatible API at/);
+      const res = await fetch(`http://127.0.0.1:${port}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Hi', max_tokens: 4 }) });
+      expect(res.status).toBe(200);
+    } finally {
+      serve.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    expect(log).toMatch(/worker stopped/);
+    // No worker process outlives the server.
+    const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+    expect(ps.split('\n').filter((l) => l.includes(model) && l.includes(' worker '))).toEqual([]);
+  });
+});
