@@ -28,12 +28,16 @@ const APT_FOR_TESTS = { '/usr/bin/promtool': 'prometheus' };
 if (args.has('--test')) {
   const missing = Object.entries(APT_FOR_TESTS).filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);
   if (missing.length > 0) {
-    if (process.getuid?.() !== 0) {
-      process.stderr.write(`[setup] tests need Debian packages: ${missing.join(' ')} (run as root or install them)\n`);
+    // As root run apt-get directly; otherwise through sudo when it is there (non-interactive).
+    const asRoot = process.getuid?.() === 0;
+    const hasSudo = !asRoot && spawnSync('sudo', ['-n', 'true']).status === 0;
+    if (!asRoot && !hasSudo) {
+      process.stderr.write(`[setup] tests need Debian packages: ${missing.join(' ')} — run as root, allow sudo, or install them\n`);
       process.exit(1);
     }
-    run('apt-get', ['update', '-qq']);
-    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing]);
+    const apt = (args) => (asRoot ? run('apt-get', args) : run('sudo', ['-n', 'apt-get', ...args]));
+    apt(['update', '-qq']);
+    apt(['install', '-y', '-qq', '--no-install-recommends', ...missing]);
   }
 }
 
