@@ -1,5 +1,6 @@
 /*
- * Q8_0 / Q4_0 weights × Q8_0 activations on Intel AMX tiles, for batches of BF_AMX_MIN_TOK tokens and more.
+ * Q8_0 / Q4_0 weights × Q8_0 activations (and, further down, Q4_K / Q5_K / Q6_K × Q8_K) on Intel AMX tiles, for
+ * batches of BF_AMX_MIN_TOK tokens and more.
  *
  * Every tile multiply covers exactly one 32-element block (K = 32):
  *   A = 16 weight rows × the 32 int8 quants of block b (Q8_0: loaded straight from the weight rows, stride = the
@@ -19,6 +20,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "quant_blocks.h"
 
 #if defined(__x86_64__) && defined(__linux__) && defined(BF_AVX512_QUANT) && \
     ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
@@ -60,10 +62,10 @@ int bf_amx_available(void) {
 }
 
 #define AMX_FN __attribute__((target("amx-tile,amx-int8")))
+/* every AMX-INT8 CPU also has AVX512-VNNI (used for the Q4_K / Q5_K min sums) */
+#define AMX_VNNI_FN __attribute__((target("amx-tile,amx-int8,avx512vnni")))
 #define AI static inline __attribute__((always_inline))
 
-#define Q8_0_BYTES 34
-#define Q4_0_BYTES 18
 #define B_TILE_BYTES 512 /* 8 rows × 64 bytes: one block of 16 tokens */
 
 /* palette 1; tmm0, tmm1 = C (16 × 16 int32), tmm2, tmm3 = A (16 rows × 32 int8), tmm4, tmm5 = B (8 × 64 bytes) */
@@ -306,6 +308,364 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
   return full_end;
 }
 
+/* ---- Q4_K / Q5_K (docs/kernels.md "Integer super-blocks") ----
+ * One TDPBSSD per 32-element sub-block j of super-block b: A = 16 rows' unpacked quants (Q4_K: nibble 0..15; Q5_K:
+ * nibble + 16·high bit, 0..31), B = the tokens' Q8_K quants of that sub-block (VNNI). C = the exact int32 Σ_k q·x
+ * of each (row, token, sub-block). Then, in int32 (exact, so any order gives the same int): sumi = Σ_j sc_j·C_j and
+ * summins = Σ_j m_j·(bsums[2j] + bsums[2j+1]); then v_b = f32(f32(f32(d_w·d_x)·f32(sumi)) − f32(f32(dmin_w·d_x)·
+ * f32(summins))), acc[b % 8] += v_b lane by lane in increasing b, and the 4/2/1 fold, as the reference does. */
+
+/* tmm0-3 = C (16 × 16 int32), tmm4, tmm5 = A (16 rows × 32 int8), tmm6, tmm7 = B (8 × 64 bytes) */
+static AMX_FN void load_tile_config_k(void) {
+  tile_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int t = 0; t < 4; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+  for (int t = 4; t < 6; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 32; }
+  for (int t = 6; t < 8; t++) { cfg.rows[t] = 8; cfg.colsb[t] = 64; }
+  _tile_loadconfig(&cfg);
+}
+
+/* Token group g: B tiles of every 32-element sub-block (nb·8 of them), dx[b·16 + n] = d of super-block b,
+ * bsp[(b·8 + j)·16 + n] = bsums[2j] + bsums[2j+1] (Q4_K / Q5_K) or, with q6, bsp[(b·16 + j)·16 + n] =
+ * 32·bsums[j]; tokens past n_tok are zeros. */
+static void pack_tokens_k(const bf_acts *acts, int64_t n_tok, int64_t g, int nb, int q6, uint8_t *bp, float *dx,
+                          int32_t *bsp) {
+  const int n32 = nb * 8;
+  for (int n = 0; n < 16; n++) {
+    const int64_t t = g * 16 + n;
+    if (t < n_tok) {
+      const bf_act_row row = bf_act_row_at(acts, t);
+      for (int c = 0; c < n32; c++) {
+        uint32_t *dst = (uint32_t *)(bp + (size_t)c * B_TILE_BYTES);
+        const uint8_t *src = (const uint8_t *)(row.q + (size_t)c * 32);
+        for (int k4 = 0; k4 < 8; k4++) memcpy(dst + k4 * 16 + n, src + 4 * k4, 4);
+        if (q6) {
+          bsp[(size_t)(2 * c) * 16 + n] = 32 * row.sums[2 * c];
+          bsp[(size_t)(2 * c + 1) * 16 + n] = 32 * row.sums[2 * c + 1];
+        } else if ((c & 1) == 0) {
+          /* pairs (j, j+1) = (c, c+1) as two int16 (|bsums pair| ≤ 32·127) for vpdpwssd */
+          const int32_t s0 = row.sums[2 * c] + row.sums[2 * c + 1], s1 = row.sums[2 * c + 2] + row.sums[2 * c + 3];
+          bsp[(size_t)(c / 2) * 16 + n] = (int32_t)(((uint32_t)(uint16_t)s0) | ((uint32_t)(uint16_t)s1 << 16));
+        }
+      }
+      for (int b = 0; b < nb; b++) dx[(size_t)b * 16 + n] = row.d[b];
+    } else {
+      for (int c = 0; c < n32; c++) {
+        uint32_t *dst = (uint32_t *)(bp + (size_t)c * B_TILE_BYTES);
+        for (int k4 = 0; k4 < 8; k4++) dst[k4 * 16 + n] = 0;
+        bsp[(size_t)c * 16 + n] = 0;
+        if (q6) bsp[(size_t)(n32 + c) * 16 + n] = 0;
+      }
+      for (int b = 0; b < nb; b++) dx[(size_t)b * 16 + n] = 0.0f;
+    }
+  }
+}
+
+/* 16 Q4_K / Q5_K rows → int8 quants in element order (dst row m at m·cols), and per super-block b:
+ * sc/mn[(b·8 + j)·16 + m] (int32), dw/dmin[b·16 + m] */
+static void unpack_k4(const uint8_t *w, size_t row_bytes, int nb, int cols, int high, int8_t *dst, int32_t *sc,
+                      int32_t *mn, float *dw, float *dmin) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+  const size_t blk_bytes = high ? Q5_K_BYTES : Q4_K_BYTES;
+  for (int m = 0; m < 16; m++) {
+    const uint8_t *row = w + (size_t)m * row_bytes;
+    int8_t *d = dst + (size_t)m * cols;
+    for (int b = 0; b < nb; b++) {
+      const uint8_t *blk = row + (size_t)b * blk_bytes;
+      uint8_t s8[8], m8[8];
+      k4_scales(blk + 4, s8, m8);
+      for (int j = 0; j < 8; j++) sc[((size_t)b * 8 + j) * 16 + m] = s8[j];
+      for (int j = 0; j < 4; j++) mn[((size_t)b * 4 + j) * 16 + m] = (int32_t)(m8[2 * j] | ((uint32_t)m8[2 * j + 1] << 16));
+      dw[(size_t)b * 16 + m] = bf_load_f16(blk);
+      dmin[(size_t)b * 16 + m] = bf_load_f16(blk + 2);
+      const uint8_t *qs = blk + (high ? 48 : 16);
+      const __m256i qh = high ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+      for (int i = 0; i < 4; i++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * i));
+        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (high) {
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), one), 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * i + 1), one), 4));
+        }
+        _mm256_storeu_si256((__m256i *)(d + (size_t)b * BF_QK_K + 64 * i), lo);
+        _mm256_storeu_si256((__m256i *)(d + (size_t)b * BF_QK_K + 64 * i + 32), hi);
+      }
+    }
+  }
+}
+
+#define SUBK(C, A, B, j)                                                                                          \
+  do {                                                                                                            \
+    _tile_zero(C);                                                                                                \
+    _tile_loadd(A, a + 32 * (j), a_stride);                                                                       \
+    _tile_loadd(B, bpb + (size_t)(j) * B_TILE_BYTES, 64);                                                         \
+    _tile_dpbssd(C, A, B);                                                                                        \
+  } while (0)
+
+/* res[m·16 + n] for 16 rows × 16 tokens of a Q4_K / Q5_K job; a = unpacked rows (stride cols) */
+static AMX_VNNI_FN void tile16x16_k(const int8_t *a0, long a_stride, const int32_t *sc, const int32_t *mn, const float *dw,
+                               const float *dmin, const uint8_t *bp, const float *dx, const int32_t *bsp, int nb,
+                               int32_t *cbuf, float *lanes, float *res) {
+  for (int l = 0; l < 8; l++) {
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++) acc[m] = _mm512_setzero_ps();
+    for (int b = l; b < nb; b += 8) {
+      const int8_t *a = a0 + (size_t)b * BF_QK_K;
+      const uint8_t *bpb = bp + (size_t)b * 8 * B_TILE_BYTES;
+      SUBK(0, 4, 6, 0); SUBK(1, 5, 7, 1); SUBK(2, 4, 6, 2); SUBK(3, 5, 7, 3);
+      _tile_stored(0, cbuf, 64); _tile_stored(1, cbuf + 256, 64);
+      _tile_stored(2, cbuf + 512, 64); _tile_stored(3, cbuf + 768, 64);
+      SUBK(0, 4, 6, 4); SUBK(1, 5, 7, 5); SUBK(2, 4, 6, 6); SUBK(3, 5, 7, 7);
+      _tile_stored(0, cbuf + 1024, 64); _tile_stored(1, cbuf + 1280, 64);
+      _tile_stored(2, cbuf + 1536, 64); _tile_stored(3, cbuf + 1792, 64);
+      const __m512 x = _mm512_load_ps(dx + (size_t)b * 16);
+      __m512i bs[4];
+      for (int j = 0; j < 4; j++) bs[j] = _mm512_load_si512((const void *)(bsp + ((size_t)b * 4 + j) * 16));
+      const int32_t *scb = sc + (size_t)b * 128, *mnb = mn + (size_t)b * 64;
+#pragma GCC unroll 4
+      for (int m = 0; m < 16; m++) {
+        __m512i si = _mm512_setzero_si512(), sm = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+          si = _mm512_add_epi32(si, _mm512_mullo_epi32(_mm512_set1_epi32(scb[j * 16 + m]),
+                                                        _mm512_load_si512((const void *)(cbuf + j * 256 + 16 * m))));
+        }
+        /* Σ_j m_j·bsp_j two sub-blocks at a time (int16 × int16 → int32, not saturating: exact) */
+        for (int j = 0; j < 4; j++) sm = _mm512_dpwssd_epi32(sm, _mm512_set1_epi32(mnb[j * 16 + m]), bs[j]);
+        const __m512 s1 = _mm512_mul_ps(_mm512_set1_ps(dw[(size_t)b * 16 + m]), x);
+        const __m512 s2 = _mm512_mul_ps(_mm512_set1_ps(dmin[(size_t)b * 16 + m]), x);
+        const __m512 v = _mm512_sub_ps(_mm512_mul_ps(s1, _mm512_cvtepi32_ps(si)), _mm512_mul_ps(s2, _mm512_cvtepi32_ps(sm)));
+        acc[m] = _mm512_add_ps(acc[m], v);
+      }
+    }
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++) _mm512_store_ps(lanes + l * 256 + m * 16, acc[m]);
+  }
+  for (int m = 0; m < 16; m++) {
+    __m512 v[8];
+    for (int l = 0; l < 8; l++) v[l] = _mm512_load_ps(lanes + l * 256 + m * 16);
+    for (int l = 0; l < 4; l++) v[l] = _mm512_add_ps(v[l], v[l + 4]);
+    for (int l = 0; l < 2; l++) v[l] = _mm512_add_ps(v[l], v[l + 2]);
+    _mm512_store_ps(res + m * 16, _mm512_add_ps(v[0], v[1]));
+  }
+}
+
+static AMX_VNNI_FN int64_t amx_rows_k(const bf_matmul_job *job, int high, int64_t row_begin, int64_t row_end) {
+  const int cols = (int)job->cols, nb = cols / BF_QK_K;
+  const int64_t n_tok = job->n_tok, n_groups = (n_tok + 15) / 16;
+  const int64_t n_tiles = (row_end - row_begin) / 16, full_end = row_begin + 16 * n_tiles;
+  const size_t tile_bytes = 16 * (size_t)cols;
+  int64_t rb_tiles = (int64_t)(ROW_BLOCK_BYTES / tile_bytes);
+  if (rb_tiles < 1) rb_tiles = 1;
+  if (rb_tiles > n_tiles) rb_tiles = n_tiles;
+  const size_t bp_g = (size_t)nb * 8 * B_TILE_BYTES, dx_g = (size_t)nb * 16, bsp_g = (size_t)nb * 128;
+  const size_t bp_bytes = round64((size_t)n_groups * bp_g);
+  const size_t dx_bytes = round64((size_t)n_groups * dx_g * sizeof(float));
+  const size_t bsp_bytes = round64((size_t)n_groups * bsp_g * sizeof(int32_t));
+  const size_t sc_tile = (size_t)nb * 128, dw_tile = (size_t)nb * 16;
+  const size_t sc_bytes = round64((size_t)rb_tiles * sc_tile * sizeof(int32_t));
+  const size_t dw_bytes = round64((size_t)rb_tiles * dw_tile * sizeof(float));
+  const size_t a_bytes = round64((size_t)rb_tiles * tile_bytes);
+  const size_t fixed = 8 * 256 * sizeof(int32_t) + 8 * 256 * sizeof(float) + 256 * sizeof(float);
+  uint8_t *mem = aligned_alloc(64, bp_bytes + dx_bytes + bsp_bytes + 2 * sc_bytes + 2 * dw_bytes + a_bytes + fixed);
+  if (!mem) return row_begin;
+  uint8_t *p = mem;
+  uint8_t *bp = p; p += bp_bytes;
+  float *dx = (float *)p; p += dx_bytes;
+  int32_t *bsp = (int32_t *)p; p += bsp_bytes;
+  int32_t *sc = (int32_t *)p; p += sc_bytes;
+  int32_t *mn = (int32_t *)p; p += sc_bytes;
+  float *dw = (float *)p; p += dw_bytes;
+  float *dmin = (float *)p; p += dw_bytes;
+  int8_t *abuf = (int8_t *)p; p += a_bytes;
+  int32_t *cbuf = (int32_t *)p; p += 8 * 256 * sizeof(int32_t);
+  float *lanes = (float *)p;
+  float *res = lanes + 8 * 256;
+
+  for (int64_t g = 0; g < n_groups; g++)
+    pack_tokens_k(job->acts, n_tok, g, nb, 0, bp + (size_t)g * bp_g, dx + (size_t)g * dx_g, bsp + (size_t)g * bsp_g);
+  load_tile_config_k();
+  for (int64_t t0 = 0; t0 < n_tiles; t0 += rb_tiles) {
+    const int64_t nt = t0 + rb_tiles <= n_tiles ? rb_tiles : n_tiles - t0;
+    for (int64_t i = 0; i < nt; i++) {
+      const uint8_t *w = job->w + (size_t)(row_begin + 16 * (t0 + i)) * job->row_bytes;
+      unpack_k4(w, job->row_bytes, nb, cols, high, abuf + (size_t)i * tile_bytes, sc + i * sc_tile, mn + i * sc_tile,
+                dw + i * dw_tile, dmin + i * dw_tile);
+    }
+    __asm__ volatile("" ::: "memory");
+    for (int64_t g = 0; g < n_groups; g++) {
+      const int n_valid = n_tok - g * 16 < 16 ? (int)(n_tok - g * 16) : 16;
+      for (int64_t i = 0; i < nt; i++) {
+        const int64_t r0 = row_begin + 16 * (t0 + i);
+        tile16x16_k(abuf + (size_t)i * tile_bytes, (long)cols, sc + i * sc_tile, mn + i * sc_tile, dw + i * dw_tile,
+                    dmin + i * dw_tile, bp + (size_t)g * bp_g, dx + (size_t)g * dx_g, bsp + (size_t)g * bsp_g, nb,
+                    cbuf, lanes, res);
+        store_transposed(res, job->out + g * 16 * job->rows + r0, job->rows, n_valid);
+      }
+    }
+  }
+  _tile_release();
+  free(mem);
+  return full_end;
+}
+
+
+/* ---- Q6_K: 16 sub-blocks of 16 per super-block; one TDPBSSD with K = 16 per sub-block (A = 16 rows × 16 int8
+ * quants 0..63, B = the first or second half (4 VNNI rows) of the tokens' 32-element B tile), so every
+ * (row, token, sub-block) sum C_j is exact and separate. sumi = Σ_j sc_j·(C_j − 32·bsums_j) in int32 (equal, as
+ * integers mod 2^32, to the reference's Σ sc_j·C_j − 32·Σ sc_j·bsums_j), v_b = f32(f32(d_w·d_x)·f32(sumi)). */
+
+/* tmm0-3 = C (16 × 16 int32), tmm4, tmm5 = A (16 rows × 16 int8), tmm6, tmm7 = B (4 × 64 bytes) */
+static AMX_FN void load_tile_config_q6(void) {
+  tile_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int t = 0; t < 4; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+  for (int t = 4; t < 6; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 16; }
+  for (int t = 6; t < 8; t++) { cfg.rows[t] = 4; cfg.colsb[t] = 64; }
+  _tile_loadconfig(&cfg);
+}
+
+/* 16 Q6_K rows → int8 quants 0..63 in element order; sc[(b·16 + j)·16 + m] (int32), dw[b·16 + m] */
+static void unpack_q6(const uint8_t *w, size_t row_bytes, int nb, int cols, int8_t *dst, int32_t *sc, float *dw) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+  for (int m = 0; m < 16; m++) {
+    const uint8_t *row = w + (size_t)m * row_bytes;
+    int8_t *d = dst + (size_t)m * cols;
+    for (int b = 0; b < nb; b++) {
+      const uint8_t *blk = row + (size_t)b * Q6_K_BYTES;
+      for (int j = 0; j < 16; j++) sc[((size_t)b * 16 + j) * 16 + m] = ((const int8_t *)(blk + 192))[j];
+      dw[(size_t)b * 16 + m] = bf_load_f16(blk + 208);
+      for (int n = 0; n < 2; n++) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * n));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * n + 32));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * n));
+        const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+        const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+        const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+        const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+        int8_t *o = d + (size_t)b * BF_QK_K + 128 * n;
+        _mm256_storeu_si256((__m256i *)o, q1);
+        _mm256_storeu_si256((__m256i *)(o + 32), q2);
+        _mm256_storeu_si256((__m256i *)(o + 64), q3);
+        _mm256_storeu_si256((__m256i *)(o + 96), q4);
+      }
+    }
+  }
+}
+
+#define SUB6(C, A, B, j)                                                                                          \
+  do {                                                                                                            \
+    _tile_zero(C);                                                                                                \
+    _tile_loadd(A, a + 16 * (j), a_stride);                                                                       \
+    _tile_loadd(B, bpb + (size_t)((j) >> 1) * B_TILE_BYTES + ((j) & 1) * 256, 64);                                \
+    _tile_dpbssd(C, A, B);                                                                                        \
+  } while (0)
+
+static AMX_FN void tile16x16_q6(const int8_t *a0, long a_stride, const int32_t *sc, const float *dw, const uint8_t *bp,
+                                const float *dx, const int32_t *bsp, int nb, int32_t *cbuf, float *lanes, float *res) {
+  for (int l = 0; l < 8; l++) {
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++) acc[m] = _mm512_setzero_ps();
+    for (int b = l; b < nb; b += 8) {
+      const int8_t *a = a0 + (size_t)b * BF_QK_K;
+      const uint8_t *bpb = bp + (size_t)b * 8 * B_TILE_BYTES;
+      for (int q = 0; q < 16; q += 4) {
+        SUB6(0, 4, 6, q); SUB6(1, 5, 7, q + 1); SUB6(2, 4, 6, q + 2); SUB6(3, 5, 7, q + 3);
+        _tile_stored(0, cbuf + q * 256, 64); _tile_stored(1, cbuf + (q + 1) * 256, 64);
+        _tile_stored(2, cbuf + (q + 2) * 256, 64); _tile_stored(3, cbuf + (q + 3) * 256, 64);
+      }
+      const __m512 x = _mm512_load_ps(dx + (size_t)b * 16);
+      const int32_t *scb = sc + (size_t)b * 256, *bsb = bsp + (size_t)b * 256;
+#pragma GCC unroll 2
+      for (int m = 0; m < 16; m++) {
+        __m512i si = _mm512_setzero_si512();
+        for (int j = 0; j < 16; j++) {
+          const __m512i c = _mm512_sub_epi32(_mm512_load_si512((const void *)(cbuf + j * 256 + 16 * m)),
+                                             _mm512_load_si512((const void *)(bsb + j * 16)));
+          si = _mm512_add_epi32(si, _mm512_mullo_epi32(_mm512_set1_epi32(scb[j * 16 + m]), c));
+        }
+        const __m512 s1 = _mm512_mul_ps(_mm512_set1_ps(dw[(size_t)b * 16 + m]), x);
+        acc[m] = _mm512_add_ps(acc[m], _mm512_mul_ps(s1, _mm512_cvtepi32_ps(si)));
+      }
+    }
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++) _mm512_store_ps(lanes + l * 256 + m * 16, acc[m]);
+  }
+  for (int m = 0; m < 16; m++) {
+    __m512 v[8];
+    for (int l = 0; l < 8; l++) v[l] = _mm512_load_ps(lanes + l * 256 + m * 16);
+    for (int l = 0; l < 4; l++) v[l] = _mm512_add_ps(v[l], v[l + 4]);
+    for (int l = 0; l < 2; l++) v[l] = _mm512_add_ps(v[l], v[l + 2]);
+    _mm512_store_ps(res + m * 16, _mm512_add_ps(v[0], v[1]));
+  }
+}
+
+static AMX_FN int64_t amx_rows_q6(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
+  const int cols = (int)job->cols, nb = cols / BF_QK_K;
+  const int64_t n_tok = job->n_tok, n_groups = (n_tok + 15) / 16;
+  const int64_t n_tiles = (row_end - row_begin) / 16, full_end = row_begin + 16 * n_tiles;
+  const size_t tile_bytes = 16 * (size_t)cols;
+  int64_t rb_tiles = (int64_t)(ROW_BLOCK_BYTES / tile_bytes);
+  if (rb_tiles < 1) rb_tiles = 1;
+  if (rb_tiles > n_tiles) rb_tiles = n_tiles;
+  const size_t bp_g = (size_t)nb * 8 * B_TILE_BYTES, dx_g = (size_t)nb * 16, bsp_g = (size_t)nb * 256;
+  const size_t bp_bytes = round64((size_t)n_groups * bp_g);
+  const size_t dx_bytes = round64((size_t)n_groups * dx_g * sizeof(float));
+  const size_t bsp_bytes = round64((size_t)n_groups * bsp_g * sizeof(int32_t));
+  const size_t sc_tile = (size_t)nb * 256, dw_tile = (size_t)nb * 16;
+  const size_t sc_bytes = round64((size_t)rb_tiles * sc_tile * sizeof(int32_t));
+  const size_t dw_bytes = round64((size_t)rb_tiles * dw_tile * sizeof(float));
+  const size_t a_bytes = round64((size_t)rb_tiles * tile_bytes);
+  const size_t fixed = 16 * 256 * sizeof(int32_t) + 8 * 256 * sizeof(float) + 256 * sizeof(float);
+  uint8_t *mem = aligned_alloc(64, bp_bytes + dx_bytes + bsp_bytes + sc_bytes + dw_bytes + a_bytes + fixed);
+  if (!mem) return row_begin;
+  uint8_t *p = mem;
+  uint8_t *bp = p; p += bp_bytes;
+  float *dx = (float *)p; p += dx_bytes;
+  int32_t *bsp = (int32_t *)p; p += bsp_bytes;
+  int32_t *sc = (int32_t *)p; p += sc_bytes;
+  float *dw = (float *)p; p += dw_bytes;
+  int8_t *abuf = (int8_t *)p; p += a_bytes;
+  int32_t *cbuf = (int32_t *)p; p += 16 * 256 * sizeof(int32_t);
+  float *lanes = (float *)p;
+  float *res = lanes + 8 * 256;
+
+  for (int64_t g = 0; g < n_groups; g++)
+    pack_tokens_k(job->acts, n_tok, g, nb, 1, bp + (size_t)g * bp_g, dx + (size_t)g * dx_g, bsp + (size_t)g * bsp_g);
+  load_tile_config_q6();
+  for (int64_t t0 = 0; t0 < n_tiles; t0 += rb_tiles) {
+    const int64_t nt = t0 + rb_tiles <= n_tiles ? rb_tiles : n_tiles - t0;
+    for (int64_t i = 0; i < nt; i++) {
+      const uint8_t *w = job->w + (size_t)(row_begin + 16 * (t0 + i)) * job->row_bytes;
+      unpack_q6(w, job->row_bytes, nb, cols, abuf + (size_t)i * tile_bytes, sc + i * sc_tile, dw + i * dw_tile);
+    }
+    __asm__ volatile("" ::: "memory");
+    for (int64_t g = 0; g < n_groups; g++) {
+      const int n_valid = n_tok - g * 16 < 16 ? (int)(n_tok - g * 16) : 16;
+      for (int64_t i = 0; i < nt; i++) {
+        const int64_t r0 = row_begin + 16 * (t0 + i);
+        tile16x16_q6(abuf + (size_t)i * tile_bytes, (long)cols, sc + i * sc_tile, dw + i * dw_tile,
+                     bp + (size_t)g * bp_g, dx + (size_t)g * dx_g, bsp + (size_t)g * bsp_g, nb, cbuf, lanes, res);
+        store_transposed(res, job->out + g * 16 * job->rows + r0, job->rows, n_valid);
+      }
+    }
+  }
+  _tile_release();
+  free(mem);
+  return full_end;
+}
+
+int64_t bf_amx_rows_k(const bf_matmul_job *job, int high, int64_t row_begin, int64_t row_end) {
+  if (row_end - row_begin < 16 || job->n_tok < 1 || job->cols < BF_QK_K || !bf_amx_available()) return row_begin;
+  return high == 2 ? amx_rows_q6(job, row_begin, row_end) : amx_rows_k(job, high, row_begin, row_end);
+}
+
 int64_t bf_amx_rows(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end) {
   if (row_end - row_begin < 16 || job->n_tok < 1 || job->cols < BF_QK || !bf_amx_available()) return row_begin;
   return amx_rows(job, q4, row_begin, row_end);
@@ -316,6 +676,10 @@ int64_t bf_amx_rows(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t
 int bf_amx_available(void) { return 0; }
 int64_t bf_amx_rows(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end) {
   (void)job; (void)q4; (void)row_end;
+  return row_begin;
+}
+int64_t bf_amx_rows_k(const bf_matmul_job *job, int high, int64_t row_begin, int64_t row_end) {
+  (void)job; (void)high; (void)row_end;
   return row_begin;
 }
 

@@ -1,5 +1,6 @@
 /*
- * Intel AMX (TDPBSSD) for batched Q8_0 / Q4_0 products: many tokens at once (prefill, large batches).
+ * Intel AMX (TDPBSSD) for batched Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K products: many tokens at once (prefill, large
+ * batches). K-quants: one tile multiply per sub-block (32 wide, Q6_K 16 wide) gives exact int32 sub-block sums.
  * Same bits as the other kernels (docs/kernels.md "Integer blocks"): one tile multiply per 32-element block gives
  * the exact int32 block sums of 16 rows × 16 tokens, and the float steps run per block, lane and row in the order
  * of the reference.
@@ -21,5 +22,8 @@ int bf_amx_available(void);
  * largest k that fits before row_end, and returns the first row it did not compute: row_begin when AMX is not
  * available or scratch memory could not be had, so the caller computes the rest as usual. */
 int64_t bf_amx_rows(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end);
+
+/* The same for Q4_K (high = 0), Q5_K (high = 1) or Q6_K (high = 2) weights against Q8_K activations. */
+int64_t bf_amx_rows_k(const bf_matmul_job *job, int high, int64_t row_begin, int64_t row_end);
 
 #endif

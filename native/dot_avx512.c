@@ -10,7 +10,7 @@
 #include <immintrin.h>
 
 #define AI static inline __attribute__((always_inline))
-#define MAX_TOK BF_TOK_GROUP
+#define MAX_TOK BF_DOTN_MAX /* ≥ BF_TOK_GROUP: the multi-token kernels also serve bf_dotn */
 
 /* The 8 block lanes live in a __m256 (lane l = blocks ≡ l mod 8); a masked add updates one lane with exactly
  * acc[l] + v. Keeping them in a register avoids a store-forwarding stall per row (rows are only a few blocks). */
@@ -301,6 +301,115 @@ static float q4_0_dot_prep(const uint8_t *w, const void *buf, int cols) {
 }
 
 static const bf_dot1_prep Q4_0_PREP = {q4_0_prep_bytes, q4_0_prep, q4_0_dot_prep};
+
+/*
+ * Small batches (bf_dotn): a block's integer sum is Σ over its 8 dwords of dpbusd lanes. A group of 8 blocks is
+ * loaded as 8 vectors [block 2p, elements 0..15 | block 2p+1, elements 0..15] and [… 16..31 | … 16..31], and
+ * 4×4 dword transposes inside each 128-bit lane (weights once per row group, activations once per call) put all
+ * dwords of one block in one lane, in the lane order 0,2,4,6,1,3,5,7: a token's 8 block sums are then plain dpbusd
+ * accumulations with no per-token reduction. Integer sums are exact in any order; the float steps per lane are
+ * those of dot_q8_0 / dot_q4_0 and the lanes are put back in natural order before the tail and the fold, so each
+ * token gets the one-token bits.
+ */
+AI void transpose4x4_epi32_x2(__m256i r[4]) {
+  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  r[0] = _mm256_unpacklo_epi64(t0, t2);
+  r[1] = _mm256_unpackhi_epi64(t0, t2);
+  r[2] = _mm256_unpacklo_epi64(t1, t3);
+  r[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+#define DOTN_GROUP 320 /* per token and group of 8 blocks: 256 bytes of x, 8 floats d_x, 8 int32 Σx (lane order) */
+static size_t dotn_prep_bytes(int nt, int cols) { return (size_t)nt * (size_t)(cols / BF_QK / 8) * DOTN_GROUP; }
+
+static void dotn_prep(const bf_act_row *a, int nt, int cols, void *buf) {
+  const int ng = cols / BF_QK / 8;
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int t = 0; t < nt; t++) {
+    for (int g = 0; g < ng; g++) {
+      const int8_t *xq = a[t].q + (size_t)g * 256;
+      __m256i r[8];
+      for (int p = 0; p < 4; p++) {
+        r[p] = ld_2x128(xq + 64 * p, xq + 64 * p + 32);
+        r[4 + p] = ld_2x128(xq + 64 * p + 16, xq + 64 * p + 48);
+      }
+      transpose4x4_epi32_x2(r);
+      transpose4x4_epi32_x2(r + 4);
+      uint8_t *dst = (uint8_t *)buf + ((size_t)t * ng + g) * DOTN_GROUP;
+      for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *)(dst + 32 * k), r[k]);
+      _mm256_store_ps((float *)(dst + 256), _mm256_permutevar8x32_ps(_mm256_loadu_ps(a[t].d + 8 * g), order));
+      _mm256_store_si256((__m256i *)(dst + 288),
+                         _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(a[t].sums + 8 * g)), order));
+    }
+  }
+}
+
+AI void dotn_t256(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, int q4, float *out) {
+  const int nb = cols / BF_QK, nb8 = nb - nb % 8, ng = nb / 8;
+  const int bytes = q4 ? Q4_0_BYTES : Q8_0_BYTES;
+  const __m256i bias = _mm256_set1_epi8((char)0x80), m4 = _mm256_set1_epi8(0x0f);
+  const __m256i offs = _mm256_setr_epi32(0, 2 * bytes, 4 * bytes, 6 * bytes, bytes, 3 * bytes, 5 * bytes, 7 * bytes);
+  __m256 acc[BF_DOTN_MAX];
+  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+  for (int b = 0; b < nb8; b += 8) {
+    const uint8_t *g = w + (size_t)b * bytes;
+    __m256i wt[8];
+    for (int p = 0; p < 4; p++) {
+      const uint8_t *b0 = g + 2 * p * bytes + 2, *b1 = g + (2 * p + 1) * bytes + 2;
+      if (q4) {
+        const __m256i q = ld_2x128(b0, b1);
+        wt[p] = _mm256_and_si256(q, m4);
+        wt[4 + p] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      } else {
+        wt[p] = _mm256_xor_si256(ld_2x128(b0, b1), bias);
+        wt[4 + p] = _mm256_xor_si256(ld_2x128(b0 + 16, b1 + 16), bias);
+      }
+    }
+    transpose4x4_epi32_x2(wt);
+    transpose4x4_epi32_x2(wt + 4);
+    const __m256 dw = gather_scales8(g, offs);
+    for (int t = 0; t < nt; t++) {
+      const uint8_t *xp = (const uint8_t *)buf + ((size_t)t * ng + b / 8) * DOTN_GROUP;
+      __m256i z0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wt[0], _mm256_load_si256((const __m256i *)xp));
+      __m256i z1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wt[1], _mm256_load_si256((const __m256i *)(xp + 32)));
+      for (int k = 2; k < 8; k += 2) {
+        z0 = _mm256_dpbusd_epi32(z0, wt[k], _mm256_load_si256((const __m256i *)(xp + 32 * k)));
+        z1 = _mm256_dpbusd_epi32(z1, wt[k + 1], _mm256_load_si256((const __m256i *)(xp + 32 * k + 32)));
+      }
+      const __m256i xs = _mm256_slli_epi32(_mm256_load_si256((const __m256i *)(xp + 288)), q4 ? 3 : 7);
+      const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(z0, z1), xs);
+      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_load_ps((const float *)(xp + 256))), _mm256_cvtepi32_ps(isum)));
+    }
+  }
+  const __m256i unorder = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int t = 0; t < nt; t++) {
+    __m256 lanes = _mm256_permutevar8x32_ps(acc[t], unorder);
+    for (int b = nb8; b < nb; b++) {
+      const uint8_t *blk = w + (size_t)b * bytes;
+      const int32_t is = q4 ? isum_q4_0(blk, a[t].q + b * BF_QK, a[t].sums[b]) : isum_q8_0(blk, a[t].q + b * BF_QK);
+      lanes = add_lane(lanes, b % 8, bf_scale_int(bf_load_f16(blk) * a[t].d[b], is));
+    }
+    out[t] = fold8_m256(lanes);
+  }
+}
+AI void dotn_q8_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { dotn_t256(w, a, buf, nt, cols, 0, out); }
+AI void dotn_q4_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { dotn_t256(w, a, buf, nt, cols, 1, out); }
+
+/* nt as a constant, so each case keeps its accumulators in registers */
+#define DOTN_CASES(kern)                                       \
+  switch (nt) {                                                \
+    case 2: kern(w, a, buf, 2, cols, out); break;              \
+    case 3: kern(w, a, buf, 3, cols, out); break;              \
+    case 4: kern(w, a, buf, 4, cols, out); break;              \
+    case 5: kern(w, a, buf, 5, cols, out); break;              \
+    case 6: kern(w, a, buf, 6, cols, out); break;              \
+    default: kern(w, a, buf, BF_DOTN_MAX, cols, out); break;   \
+  }
+static void dotn_q8_0(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q8_0_k) }
+static void dotn_q4_0(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q4_0_k) }
+static const bf_dotn Q8_0_DOTN = {dotn_prep_bytes, dotn_prep, dotn_q8_0};
+static const bf_dotn Q4_0_DOTN = {dotn_prep_bytes, dotn_prep, dotn_q4_0};
 
 static void dot4_q8_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q8_0_x512(w, a, 4, cols, out); }
 static void dot4_q4_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q4_0_x128(w, a, 4, cols, out); }
@@ -634,6 +743,20 @@ static float q6_k_dot_prep(const uint8_t *w, const void *buf, int cols) {
 
 static const bf_dot1_prep Q6_K_PREP = {q6_prep_bytes, q6_prep, q6_k_dot_prep};
 
+/* K-quants for small batches: the multi-token kernels as they are (no re-laid activations); for Q4_K / Q5_K the
+ * 256-bit form measured faster below 4 tokens, the 512-bit one from 4 */
+static size_t dotn_no_prep_bytes(int nt, int cols) { (void)nt; (void)cols; return 0; }
+static void dotn_no_prep(const bf_act_row *a, int nt, int cols, void *buf) { (void)a; (void)nt; (void)cols; (void)buf; }
+AI void dotn_q4_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)buf; if (nt < 4) k4_x256(w, a, nt, cols, 0, out); else k4_x512(w, a, nt, cols, 0, out); }
+AI void dotn_q5_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)buf; if (nt < 4) k4_x256(w, a, nt, cols, 1, out); else k4_x512(w, a, nt, cols, 1, out); }
+AI void dotn_q6_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)buf; q6_k(w, a, nt, cols, out); }
+static void dotn_q4_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q4_k_k) }
+static void dotn_q5_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q5_k_k) }
+static void dotn_q6_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q6_k_k) }
+static const bf_dotn Q4_K_DOTN = {dotn_no_prep_bytes, dotn_no_prep, dotn_q4_k};
+static const bf_dotn Q5_K_DOTN = {dotn_no_prep_bytes, dotn_no_prep, dotn_q5_k};
+static const bf_dotn Q6_K_DOTN = {dotn_no_prep_bytes, dotn_no_prep, dotn_q6_k};
+
 static float dot_q6_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; q6_k(w, a, 1, cols, &r); return r; }
 static void dot4_q6_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q6_k(w, a, 4, cols, out); }
 
@@ -646,6 +769,14 @@ const bf_dot1_prep *bf_dot1_prep_for(bf_dot_fn dot) {
   if (dot == dot_q6_k) return &Q6_K_PREP;
   return NULL;
 }
+const bf_dotn *bf_dotn_for(bf_dot_fn dot) {
+  if (dot == dot_q8_0) return &Q8_0_DOTN;
+  if (dot == dot_q4_0) return &Q4_0_DOTN;
+  if (dot == dot_q4_k) return &Q4_K_DOTN;
+  if (dot == dot_q5_k) return &Q5_K_DOTN;
+  if (dot == dot_q6_k) return &Q6_K_DOTN;
+  return NULL;
+}
 const bf_dot4_fn bf_dot4_q8_0_simd = dot4_q8_0, bf_dot4_q4_0_simd = dot4_q4_0;
 const bf_dot_fn bf_dot_q4_k_simd = dot_q4_k, bf_dot_q5_k_simd = dot_q5_k, bf_dot_q6_k_simd = dot_q6_k;
 const bf_dot4_fn bf_dot4_q4_k_simd = dot4_q4_k, bf_dot4_q5_k_simd = dot4_q5_k, bf_dot4_q6_k_simd = dot4_q6_k;
@@ -653,5 +784,6 @@ const bf_dot4_fn bf_dot4_q4_k_simd = dot4_q4_k, bf_dot4_q5_k_simd = dot4_q5_k, b
 #else
 
 const bf_dot1_prep *bf_dot1_prep_for(bf_dot_fn dot) { (void)dot; return NULL; }
+const bf_dotn *bf_dotn_for(bf_dot_fn dot) { (void)dot; return NULL; }
 
 #endif

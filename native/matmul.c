@@ -100,14 +100,55 @@ static void matmul_rows_1tok(const bf_matmul_job *job, int64_t row_begin, int64_
   if (buf != stack_buf) free(buf);
 }
 
+/*
+ * A few tokens (batched decode of 2..BF_DOTN_MAX sequences): as for one token, a call streams its matrix once, so
+ * rows are prefetched the same way and every weight row is read once for all tokens by bf_dotn (quant_blocks.h).
+ */
+static void matmul_rows_small(const bf_matmul_job *job, const bf_dotn *dn, int64_t row_begin, int64_t row_end) {
+  const int cols = (int)job->cols, nt = (int)job->n_tok;
+  const size_t rb = job->row_bytes;
+  const uint8_t *w = job->w;
+  bf_act_row a[BF_DOTN_MAX];
+  for (int t = 0; t < nt; t++) a[t] = bf_act_row_at(job->acts, t);
+  _Alignas(64) uint8_t stack_buf[BF_PREP_STACK_BYTES];
+  const size_t need = dn->prep_bytes(nt, cols);
+  void *buf = need <= sizeof stack_buf ? stack_buf : aligned_alloc(64, (need + 63) & ~(size_t)63);
+  if (!buf) { /* no memory for the re-laid activations: token at a time, same bits */
+    for (int64_t r = row_begin; r < row_end; r++)
+      for (int t = 0; t < nt; t++) job->out[t * job->rows + r] = job->dot(w + (size_t)r * rb, &a[t], cols);
+    return;
+  }
+  dn->prep(a, nt, cols, buf);
+  uintptr_t pf = (((uintptr_t)(w + (size_t)row_begin * rb)) & ~(uintptr_t)63) + BF_PREFETCH_BYTES;
+  for (int64_t r = row_begin; r < row_end; r++) {
+    const uint8_t *row = w + (size_t)r * rb;
+    for (const uintptr_t want = (uintptr_t)row + rb + BF_PREFETCH_BYTES; pf < want; pf += 64)
+      __builtin_prefetch((const void *)pf, 0, 2);
+    float res[BF_DOTN_MAX];
+    dn->dot(row, a, buf, nt, cols, res);
+    for (int t = 0; t < nt; t++) job->out[t * job->rows + r] = res[t];
+  }
+  if (buf != stack_buf) free(buf);
+}
+
 void bf_matmul_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
   if (job->n_tok == 1) {
     matmul_rows_1tok(job, row_begin, row_end);
     return;
   }
+  if (job->n_tok <= BF_DOTN_MAX) {
+    const bf_dotn *dn = bf_dotn_for(job->dot);
+    if (dn) {
+      matmul_rows_small(job, dn, row_begin, row_end);
+      return;
+    }
+  }
   /* AMX tiles for big Q8_0 / Q4_0 batches (native/amx.c): whole 16-row groups; any rest continues below */
   if (job->n_tok >= BF_AMX_MIN_TOK && (job->dot == bf_dot_q8_0_simd || job->dot == bf_dot_q4_0_simd))
     row_begin = bf_amx_rows(job, job->dot == bf_dot_q4_0_simd, row_begin, row_end);
+  else if (job->n_tok >= BF_AMX_MIN_TOK &&
+           (job->dot == bf_dot_q4_k_simd || job->dot == bf_dot_q5_k_simd || job->dot == bf_dot_q6_k_simd))
+    row_begin = bf_amx_rows_k(job, job->dot == bf_dot_q6_k_simd ? 2 : job->dot == bf_dot_q5_k_simd, row_begin, row_end);
   const int cols = (int)job->cols;
   const int64_t n_groups = job->dot4 ? job->n_tok / BF_TOK_GROUP : 0;
   const int64_t t_rest = n_groups * BF_TOK_GROUP;

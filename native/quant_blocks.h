@@ -79,4 +79,18 @@ typedef struct {
 } bf_dot1_prep;
 const bf_dot1_prep *bf_dot1_prep_for(bf_dot_fn dot);
 
+/*
+ * Small batches (2 ≤ nt ≤ BF_DOTN_MAX tokens, batched decode): prep() re-lays the nt activation rows once per call
+ * (and thread) into a 64-byte-aligned buffer of prep_bytes(nt, cols) (0 for kernels that read a[] as it is), then
+ * dot() per weight row: a[0..nt) → out[0..nt). Each token's result has exactly the bits of the type's bf_dot_fn.
+ * bf_dotn_for returns NULL for types (or builds) without one.
+ */
+#define BF_DOTN_MAX 7
+typedef struct {
+  size_t (*prep_bytes)(int nt, int cols);
+  void (*prep)(const bf_act_row *a, int nt, int cols, void *buf);
+  void (*dot)(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out);
+} bf_dotn;
+const bf_dotn *bf_dotn_for(bf_dot_fn dot);
+
 #endif

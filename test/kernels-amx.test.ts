@@ -32,16 +32,23 @@ function amxSkipReason(): string | null {
 }
 
 const skipReason = amxSkipReason();
-const title = skipReason ? `AMX kernels — SKIPPED: ${skipReason}` : 'AMX kernels (Q8_0 / Q4_0, nTok ≥ 8)';
+const title = skipReason ? `AMX kernels — SKIPPED: ${skipReason}` : 'AMX kernels (Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K, nTok ≥ 8)';
 
-const BLOCK_BYTES: Partial<Record<GGMLType, number>> = { [GGMLType.Q8_0]: 34, [GGMLType.Q4_0]: 18 };
+const BLOCK_BYTES: Partial<Record<GGMLType, number>> = {
+  [GGMLType.Q8_0]: 34, [GGMLType.Q4_0]: 18, [GGMLType.Q4_K]: 144, [GGMLType.Q5_K]: 176, [GGMLType.Q6_K]: 210,
+};
+/** K-quant blocks carry a second F16 (dmin) at byte 2. */
+const HAS_DMIN = new Set<GGMLType>([GGMLType.Q4_K, GGMLType.Q5_K]);
 
 /** Uniformly random bytes (every quant, including −128) with sane F16 block scales. */
 function rawQuantWeights(type: GGMLType, rows: number, cols: number, seed: number): Uint8Array {
   const rng = new SplitMix32(seed);
   const data = new Uint8Array(rows * rowBytes(type, cols));
   for (let i = 0; i < data.length; i++) data[i] = rng.nextU32() & 0xff;
-  for (let b = 0; b < data.length; b += BLOCK_BYTES[type]!) writeF16(data, b, (rng.nextFloat() - 0.5) * 0.05);
+  for (let b = 0; b < data.length; b += BLOCK_BYTES[type]!) {
+    writeF16(data, b + (type === GGMLType.Q6_K ? 208 : 0), (rng.nextFloat() - 0.5) * 0.05);
+    if (HAS_DMIN.has(type)) writeF16(data, b + 2, (rng.nextFloat() - 0.5) * 0.05);
+  }
   return data;
 }
 
@@ -80,6 +87,10 @@ function run(k: Kernels, w: WeightTensor, x: Float32Array, nTok: number): Float3
 const SHAPES: ReadonlyArray<readonly [rows: number, cols: number]> = [
   [16, 32], [17, 96], [33, 288], [48, 544], [301, 768],
 ];
+/** K-quants (256-element super-blocks): 1, 3, 9, 17 super-blocks */
+const K_SHAPES: ReadonlyArray<readonly [rows: number, cols: number]> = [
+  [16, 256], [17, 768], [33, 2304], [48, 4352], [301, 512],
+];
 
 describe.skipIf(skipReason !== null)(title, () => {
   const ts = createTsKernels();
@@ -91,8 +102,9 @@ describe.skipIf(skipReason !== null)(title, () => {
     for (const k of native.values()) k.dispose();
   });
 
-  for (const type of [GGMLType.Q8_0, GGMLType.Q4_0]) {
-    for (const [rows, cols] of SHAPES) {
+  for (const type of [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]) {
+    const isK = type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K;
+    for (const [rows, cols] of isK ? K_SHAPES : SHAPES) {
       for (const source of ['raw', 'quantized'] as const) {
         const label = `${source} ${typeName(type)} ${rows}×${cols}`;
         it.each([8, 9, 16, 33, 128])(`${label}, nTok=%i: native equals the TypeScript bits`, (nTok) => {
@@ -110,7 +122,7 @@ describe.skipIf(skipReason !== null)(title, () => {
 
   it('a batch gives each token the bits of a call with that token alone', () => {
     const [rows, cols, nTok] = [64, 768, 37];
-    for (const type of [GGMLType.Q8_0, GGMLType.Q4_0]) {
+    for (const type of [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]) {
       const w: WeightTensor = { name: 'w', type, rows, cols, data: rawQuantWeights(type, rows, cols, 4242) };
       const x = activations(cols, nTok, 99);
       const k = native.get('simd/2')!;
