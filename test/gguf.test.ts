@@ -244,14 +244,12 @@ describe('GGUF round trip', () => {
       tensors: [tensor('a', GGMLType.F32, [4], 9)],
     });
     expect(fs.statSync(p).size).toBeGreaterThan(2 << 20); // larger than the reader's 1 MiB chunk
-    const t0 = performance.now();
     withFile(p, (g) => {
       expect(g.getStringArray('tokenizer.ggml.tokens')).toEqual(tokens);
       expect(g.getFloat32Array('tokenizer.ggml.scores')).toEqual(scores);
       expect(g.getInt32Array('tokenizer.ggml.token_type')).toEqual(types);
       expect(g.readTensor('a').data.length).toBe(16);
     });
-    expect(performance.now() - t0).toBeLessThan(2000);
   });
 
   it('is read the same way by an independent reader (node-llama-cpp)', async () => {

@@ -318,26 +318,9 @@ describe('synthetic vocabularies', () => {
     expect(v.tokens).toContain('Ġthe');
   });
 
-  test('32000-piece SentencePiece vocabulary builds quickly', () => {
-    const t0 = performance.now();
+  test('a 32000-piece SentencePiece vocabulary has no duplicate pieces', () => {
     const v = syntheticSpmVocab({ size: 32000, seed: 1 });
     expect(v.tokens.length).toBe(32000);
     expect(new Set(v.tokens).size).toBe(32000);
-    expect(performance.now() - t0).toBeLessThan(5000);
-  });
-});
-
-describe('performance', () => {
-  test.each(tokenizers)('%s encodes 10 KB well under 50 ms', (_name, tok) => {
-    const text = SAMPLES.join(' ').repeat(20).slice(0, 10_000);
-    tok.encode(text); // warm up caches and JIT
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
-      tok.encode(text);
-      times.push(performance.now() - t0);
-    }
-    times.sort((a, b) => a - b);
-    expect(times[2]!).toBeLessThan(50);
   });
 });
