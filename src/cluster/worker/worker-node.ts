@@ -243,7 +243,7 @@ export class WorkerNode {
     await this.coordinator!.send(MessageType.LOADED, {
       planId: a.planId, firstLayer: a.firstLayer, lastLayer: a.lastLayer, tensorCount: a.tensors.length, loadMs,
     });
-    this.opts.logger.info(`layers [${a.firstLayer}, ${a.lastLayer}) ready in ${loadMs.toFixed(0)} ms${a.nextHop ? `, next stage ${a.nextHop.nodeId} at ${a.nextHop.host}:${a.nextHop.port}` : ', returning logits to the coordinator'}`);
+    this.opts.logger.info(`layers [${a.firstLayer}, ${a.lastLayer}) ready in ${loadMs.toFixed(0)} ms${a.nextHop ? `, next stage ${a.nextHop.nodeId} at ${a.nextHop.host}:${a.nextHop.port}` : ', returning sampled tokens (or logits) to the coordinator'}`);
   }
 
   private async loadFailed(err: Error): Promise<void> {
