@@ -68,20 +68,22 @@ int bf_amx_available(void) {
 
 #define B_TILE_BYTES 512 /* 8 rows × 64 bytes: one block of 16 tokens */
 
-/* palette 1; tmm0, tmm1 = C (16 × 16 int32), tmm2, tmm3 = A (16 rows × 32 int8), tmm4, tmm5 = B (8 × 64 bytes) */
+/* Q8_0 / Q4_0 tile layout, load_tile_config(2, 32, 8): palette 1; tmm0, tmm1 = C (16 × 16 int32), tmm2, tmm3 = A (16 rows × 32 int8), tmm4, tmm5 = B (8 × 64 bytes) */
 typedef struct {
   uint8_t palette, start_row, reserved[14];
   uint16_t colsb[16];
   uint8_t rows[16];
 } __attribute__((aligned(64))) tile_config;
 
-static AMX_FN void load_tile_config(void) {
+/* Tiles 0..n_c-1 hold C (16 × 16 int32); the next two hold A (16 weight rows × a_colsb int8); the two after that
+ * hold B (b_rows VNNI rows × 64 bytes). Each thread loads its own configuration. */
+static AMX_FN void load_tile_config(int n_c, int a_colsb, int b_rows) {
   tile_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
-  for (int t = 0; t < 2; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
-  for (int t = 2; t < 4; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 32; }
-  for (int t = 4; t < 6; t++) { cfg.rows[t] = 8; cfg.colsb[t] = 64; }
+  for (int t = 0; t < n_c; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+  for (int t = n_c; t < n_c + 2; t++) { cfg.rows[t] = 16; cfg.colsb[t] = (uint16_t)a_colsb; }
+  for (int t = n_c + 2; t < n_c + 4; t++) { cfg.rows[t] = (uint8_t)b_rows; cfg.colsb[t] = 64; }
   _tile_loadconfig(&cfg);
 }
 
@@ -273,7 +275,7 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
   const size_t blk_bytes = q4 ? Q4_0_BYTES : Q8_0_BYTES;
   const long a_stride = q4 ? (long)cols : (long)job->row_bytes;
   const size_t a_step = q4 ? BF_QK : Q8_0_BYTES;
-  load_tile_config();
+  load_tile_config(2, 32, 8);
   /* Row blocks of rb_tiles × 16 rows; inside, token groups outer and 16-row tiles inner, so that the outputs of a
    * token are written as runs of 16·rb_tiles floats. */
   for (int64_t t0 = 0; t0 < n_tiles; t0 += rb_tiles) {
@@ -315,16 +317,7 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
  * summins = Σ_j m_j·(bsums[2j] + bsums[2j+1]); then v_b = f32(f32(f32(d_w·d_x)·f32(sumi)) − f32(f32(dmin_w·d_x)·
  * f32(summins))), acc[b % 8] += v_b lane by lane in increasing b, and the 4/2/1 fold, as the reference does. */
 
-/* tmm0-3 = C (16 × 16 int32), tmm4, tmm5 = A (16 rows × 32 int8), tmm6, tmm7 = B (8 × 64 bytes) */
-static AMX_FN void load_tile_config_k(void) {
-  tile_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.palette = 1;
-  for (int t = 0; t < 4; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
-  for (int t = 4; t < 6; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 32; }
-  for (int t = 6; t < 8; t++) { cfg.rows[t] = 8; cfg.colsb[t] = 64; }
-  _tile_loadconfig(&cfg);
-}
+/* Q4_K / Q5_K tile layout, load_tile_config(4, 32, 8): tmm0-3 = C (16 × 16 int32), tmm4, tmm5 = A (16 rows × 32 int8), tmm6, tmm7 = B (8 × 64 bytes) */
 
 /* Token group g: B tiles of every 32-element sub-block (nb·8 of them), dx[b·16 + n] = d of super-block b,
  * bsp[(b·8 + j)·16 + n] = bsums[2j] + bsums[2j+1] (Q4_K / Q5_K) or, with q6, bsp[(b·16 + j)·16 + n] =
@@ -485,7 +478,7 @@ static AMX_VNNI_FN int64_t amx_rows_k(const bf_matmul_job *job, int high, int64_
 
   for (int64_t g = 0; g < n_groups; g++)
     pack_tokens_k(job->acts, n_tok, g, nb, 0, bp + (size_t)g * bp_g, dx + (size_t)g * dx_g, bsp + (size_t)g * bsp_g);
-  load_tile_config_k();
+  load_tile_config(4, 32, 8);
   for (int64_t t0 = 0; t0 < n_tiles; t0 += rb_tiles) {
     const int64_t nt = t0 + rb_tiles <= n_tiles ? rb_tiles : n_tiles - t0;
     for (int64_t i = 0; i < nt; i++) {
@@ -516,16 +509,7 @@ static AMX_VNNI_FN int64_t amx_rows_k(const bf_matmul_job *job, int high, int64_
  * (row, token, sub-block) sum C_j is exact and separate. sumi = Σ_j sc_j·(C_j − 32·bsums_j) in int32 (equal, as
  * integers mod 2^32, to the reference's Σ sc_j·C_j − 32·Σ sc_j·bsums_j), v_b = f32(f32(d_w·d_x)·f32(sumi)). */
 
-/* tmm0-3 = C (16 × 16 int32), tmm4, tmm5 = A (16 rows × 16 int8), tmm6, tmm7 = B (4 × 64 bytes) */
-static AMX_FN void load_tile_config_q6(void) {
-  tile_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.palette = 1;
-  for (int t = 0; t < 4; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
-  for (int t = 4; t < 6; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 16; }
-  for (int t = 6; t < 8; t++) { cfg.rows[t] = 4; cfg.colsb[t] = 64; }
-  _tile_loadconfig(&cfg);
-}
+/* Q6_K tile layout, load_tile_config(4, 16, 4): tmm0-3 = C (16 × 16 int32), tmm4, tmm5 = A (16 rows × 16 int8), tmm6, tmm7 = B (4 × 64 bytes) */
 
 /* 16 Q6_K rows → int8 quants 0..63 in element order; sc[(b·16 + j)·16 + m] (int32), dw[b·16 + m] */
 static void unpack_q6(const uint8_t *w, size_t row_bytes, int nb, int cols, int8_t *dst, int32_t *sc, float *dw) {
@@ -638,7 +622,7 @@ static AMX_FN int64_t amx_rows_q6(const bf_matmul_job *job, int64_t row_begin, i
 
   for (int64_t g = 0; g < n_groups; g++)
     pack_tokens_k(job->acts, n_tok, g, nb, 1, bp + (size_t)g * bp_g, dx + (size_t)g * dx_g, bsp + (size_t)g * bsp_g);
-  load_tile_config_q6();
+  load_tile_config(4, 16, 4);
   for (int64_t t0 = 0; t0 < n_tiles; t0 += rb_tiles) {
     const int64_t nt = t0 + rb_tiles <= n_tiles ? rb_tiles : n_tiles - t0;
     for (int64_t i = 0; i < nt; i++) {
