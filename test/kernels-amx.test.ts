@@ -15,6 +15,7 @@ import { writeF16 } from '../src/engine/quant/half.js';
 import { randomFloats, randomWeights } from '../src/engine/quant/random.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 import type { WeightTensor } from '../src/engine/tensor.js';
+import { expectSameBits, runMatmul } from './helpers/bits.js';
 
 function amxSkipReason(): string | null {
   const addon = loadNativeAddon();
@@ -66,22 +67,6 @@ function activations(cols: number, nTok: number, seed: number): Float32Array {
   return x;
 }
 
-function expectSameBits(actual: Float32Array, expected: Float32Array, what: string): void {
-  expect(actual.length, what).toBe(expected.length);
-  const a = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
-  const e = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== e[i]) {
-      expect.fail(`${what}: element ${i} is ${actual[i]} (0x${a[i]!.toString(16)}), expected ${expected[i]} (0x${e[i]!.toString(16)})`);
-    }
-  }
-}
-
-function run(k: Kernels, w: WeightTensor, x: Float32Array, nTok: number): Float32Array {
-  const out = new Float32Array(nTok * w.rows).fill(Number.NaN);
-  k.matmul(out, w, x, nTok);
-  return out;
-}
 
 /** rows: one 16-row group, +1, 2 groups + 1, many groups + 13 (and a 3-way split with rests); cols: 1, 3, 9, 17, 24 blocks */
 const SHAPES: ReadonlyArray<readonly [rows: number, cols: number]> = [
@@ -113,8 +98,8 @@ describe.skipIf(skipReason !== null)(title, () => {
             : randomWeights(type, rows, cols, rows * 104729 + cols, 0.5);
           const w: WeightTensor = { name: label, type, rows, cols, data };
           const x = activations(cols, nTok, cols * 31 + nTok);
-          const expected = run(ts, w, x, nTok);
-          for (const [variant, k] of native) expectSameBits(run(k, w, x, nTok), expected, `${label} nTok=${nTok} ${variant}`);
+          const expected = runMatmul(ts, w, x, nTok);
+          for (const [variant, k] of native) expectSameBits(runMatmul(k, w, x, nTok), expected, `${label} nTok=${nTok} ${variant}`);
         });
       }
     }
@@ -126,9 +111,9 @@ describe.skipIf(skipReason !== null)(title, () => {
       const w: WeightTensor = { name: 'w', type, rows, cols, data: rawQuantWeights(type, rows, cols, 4242) };
       const x = activations(cols, nTok, 99);
       const k = native.get('simd/2')!;
-      const batch = run(k, w, x, nTok);
+      const batch = runMatmul(k, w, x, nTok);
       for (let t = 0; t < nTok; t++) {
-        const single = run(k, w, x.subarray(t * cols, (t + 1) * cols), 1);
+        const single = runMatmul(k, w, x.subarray(t * cols, (t + 1) * cols), 1);
         expectSameBits(batch.subarray(t * rows, (t + 1) * rows), single, `${typeName(type)} token ${t}`);
       }
     }

@@ -17,6 +17,7 @@ import { writeF16 } from '../src/engine/quant/half.js';
 import { randomFloats, randomWeights } from '../src/engine/quant/random.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 import type { WeightTensor } from '../src/engine/tensor.js';
+import { expectSameBits, runMatmul } from './helpers/bits.js';
 
 const addon = loadNativeAddon();
 const title = addon
@@ -72,23 +73,6 @@ function activations(cols: number, nTok: number, seed: number): Float32Array {
   return x;
 }
 
-/** Bitwise equality with a readable failure (the first differing element). */
-function expectSameBits(actual: Float32Array, expected: Float32Array, what: string): void {
-  expect(actual.length, what).toBe(expected.length);
-  const a = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
-  const e = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== e[i]) {
-      expect.fail(`${what}: element ${i} is ${actual[i]} (0x${a[i]!.toString(16)}), expected ${expected[i]} (0x${e[i]!.toString(16)})`);
-    }
-  }
-}
-
-function run(k: Kernels, w: WeightTensor, x: Float32Array, nTok: number): Float32Array {
-  const out = new Float32Array(nTok * w.rows).fill(Number.NaN);
-  k.matmul(out, w, x, nTok);
-  return out;
-}
 
 interface Case {
   readonly type: GGMLType;
@@ -137,17 +121,17 @@ describe.skipIf(!addon)(title, () => {
 
     it.each([1, 2, 5])(`${label}, nTok=%i: every native variant equals the TypeScript bits`, (nTok) => {
       const x = activations(c.cols, nTok, c.cols * 31 + nTok);
-      const expected = run(ts, w, x, nTok);
-      for (const [variant, k] of native) expectSameBits(run(k, w, x, nTok), expected, `${label} nTok=${nTok} ${variant}`);
+      const expected = runMatmul(ts, w, x, nTok);
+      for (const [variant, k] of native) expectSameBits(runMatmul(k, w, x, nTok), expected, `${label} nTok=${nTok} ${variant}`);
     });
 
     it(`${label}: a batch of 9 (two 4-token groups and a single) equals 9 single-token calls`, () => {
       const nTok = 9;
       const x = activations(c.cols, nTok, c.cols * 17 + 3);
       const k = native.get('simd/2')!;
-      const batch = run(k, w, x, nTok);
+      const batch = runMatmul(k, w, x, nTok);
       for (let t = 0; t < nTok; t++) {
-        const single = run(k, w, x.subarray(t * c.cols, (t + 1) * c.cols), 1);
+        const single = runMatmul(k, w, x.subarray(t * c.cols, (t + 1) * c.cols), 1);
         expectSameBits(batch.subarray(t * c.rows, (t + 1) * c.rows), single, `${label} token ${t}`);
       }
     });
@@ -168,8 +152,8 @@ describe.skipIf(!addon)(title, () => {
     const nTok = 8;
     const x = randomFloats(cols * nTok, 77, 0.05).map((v) => v - 0.95);
     for (const w of [tensor(GGMLType.Q4_K, 1, cols, q4k), tensor(GGMLType.Q6_K, 1, cols, q6k)]) {
-      const expected = run(ts, w, x, nTok);
-      for (const [variant, k] of native) expectSameBits(run(k, w, x, nTok), expected, `${w.name} ${variant}`);
+      const expected = runMatmul(ts, w, x, nTok);
+      for (const [variant, k] of native) expectSameBits(runMatmul(k, w, x, nTok), expected, `${w.name} ${variant}`);
     }
   });
 
@@ -179,8 +163,8 @@ describe.skipIf(!addon)(title, () => {
     for (let b = 0; b < data.length; b += 34) data.fill(0x80, b + 2, b + 34);
     const w = tensor(GGMLType.Q8_0, 3, cols, data);
     const x = activations(cols, 2, 5);
-    const expected = run(ts, w, x, 2);
-    for (const [variant, k] of native) expectSameBits(run(k, w, x, 2), expected, `${variant}`);
+    const expected = runMatmul(ts, w, x, 2);
+    for (const [variant, k] of native) expectSameBits(runMatmul(k, w, x, 2), expected, `${variant}`);
   });
 
   it('rejects buffers that are too small, overlapping out/x, bad shapes and use after dispose', () => {
