@@ -24,14 +24,18 @@ export interface TokenLogprob {
 export const SAMPLER_STATE_BYTES = 64;
 
 /**
+ * Candidate buffers shared by every sampler: sampling is synchronous, and a sampler is rebuilt per token on the last
+ * stage (Sampler.fromWire), so per-instance vocab-sized buffers would be allocated on the hot path.
+ */
+const scratch = { ids: new Int32Array(0), vals: new Float64Array(0) };
+
+/**
  * Deterministic sampler. Its whole state is the parameters and one PRNG word, so a checkpoint stores 32 bytes and
  * a restored sampler draws the same future tokens. The recent-token window for the repetition penalty is passed in
  * by the caller (it is the sequence's own history, which checkpoints keep anyway).
  */
 export class Sampler {
   private readonly rng: SplitMix32;
-  private candIds = new Int32Array(0);
-  private candVals = new Float64Array(0);
 
   constructor(readonly params: SamplerParams, rngState?: number) {
     this.rng = new SplitMix32(rngState ?? params.seed);
@@ -45,11 +49,11 @@ export class Sampler {
   sample(logits: Float32Array, recentTokens: readonly number[] = []): number {
     const p = this.params;
     const n = logits.length;
-    if (this.candIds.length < n) {
-      this.candIds = new Int32Array(n);
-      this.candVals = new Float64Array(n);
+    if (scratch.ids.length < n) {
+      scratch.ids = new Int32Array(n);
+      scratch.vals = new Float64Array(n);
     }
-    const vals = this.candVals;
+    const vals = scratch.vals;
     for (let i = 0; i < n; i++) vals[i] = logits[i]!;
     if (p.repeatPenalty !== 1 && recentTokens.length > 0) {
       const seen = new Set(p.repeatLastN > 0 ? recentTokens.slice(-p.repeatLastN) : []);
@@ -62,7 +66,7 @@ export class Sampler {
     if (p.temperature <= 0) return argmax(vals, n);
 
     // Candidates sorted by value (desc), ties by id (asc): a total order, so the result is deterministic.
-    const ids = this.candIds;
+    const ids = scratch.ids;
     let count = n;
     for (let i = 0; i < n; i++) ids[i] = i;
     const k = p.topK > 0 ? Math.min(p.topK, n) : n;
