@@ -310,6 +310,184 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
   return full_end;
 }
 
+/* ---- Narrow batches (1 ≤ nTok < BF_AMX_MIN_TOK) of Q8_0 / Q4_0 ----
+ * Padding a few tokens to 16 wastes most of the float epilogue above (one vector per row, lanes = tokens). Here
+ * B and C are only 4·nTok bytes wide: C = 16 rows × n int32, stored contiguously, which is n vectors of 16 (row,
+ * token) pairs in row-major order (element e = row e / n, token e % n). The epilogue works on those vectors
+ * directly: f32(d_w·d_x) is formed per element by two permutes of the block's row scales and token scales. The
+ * operations of each output are still v_b = f32(f32(d_w·d_x)·f32(isum_b)), acc[b % 8] += v_b lane by lane in
+ * increasing b, then the 4/2/1 fold: the bits of every other path. */
+
+#define NARROW_MAX (BF_AMX_MIN_TOK - 1) /* from 8 tokens on, padding to 16 measured faster */
+/* B tile of one block for n tokens: 8 VNNI rows × 4n bytes */
+#define NB_TILE(n) (32 * (size_t)(n))
+
+static AMX_FN void load_tile_config_narrow(int n) {
+  tile_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int t = 0; t < 4; t++) { cfg.rows[t] = 16; cfg.colsb[t] = (uint16_t)(4 * n); }     /* C */
+  for (int t = 4; t < 6; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 32; }                    /* A */
+  for (int t = 6; t < 8; t++) { cfg.rows[t] = 8; cfg.colsb[t] = (uint16_t)(4 * n); }      /* B */
+  _tile_loadconfig(&cfg);
+}
+
+/* bp[b] = block b of the n tokens in the VNNI layout (row k4: 4 bytes of each token), dx[b·16 + t] = d_x */
+static void pack_tokens_narrow(const bf_acts *acts, int n, int nb, uint8_t *bp, float *dx) {
+  memset(dx, 0, (size_t)nb * 16 * sizeof(float));
+  for (int t = 0; t < n; t++) {
+    const bf_act_row row = bf_act_row_at(acts, t);
+    for (int b = 0; b < nb; b++) {
+      uint8_t *dst = bp + (size_t)b * NB_TILE(n);
+      const uint8_t *src = (const uint8_t *)(row.q + (size_t)b * BF_QK);
+      for (int k4 = 0; k4 < 8; k4++) memcpy(dst + (size_t)k4 * 4 * n + 4 * t, src + 4 * k4, 4);
+      dx[(size_t)b * 16 + t] = row.d[b];
+    }
+  }
+}
+
+/* Four C tiles (0-3) in rotation, A in 4/5 and B in 6/7 alternating: block q of the sequence is multiplied into C
+ * q % 4 four steps before its sums are read, so the multiply latency is hidden (with two C tiles the chain
+ * multiply → store → next multiply into the same tile set the pace). Tile numbers must be constants. */
+#define ISSUE_N(C, A, B, b)                                                                                       \
+  do {                                                                                                            \
+    _tile_zero(C);                                                                                                \
+    _tile_loadd(A, a + (size_t)(b) * a_step, a_stride);                                                           \
+    _tile_loadd(B, bp + (size_t)(b) * NB_TILE(N), 4 * N);                                                         \
+    _tile_dpbssd(C, A, B);                                                                                        \
+  } while (0)
+#define ISSUE_SLOT(q)                                                                                             \
+  do {                                                                                                            \
+    switch ((q) & 3) {                                                                                            \
+      case 0: ISSUE_N(0, 4, 6, seq[q]); break;                                                                    \
+      case 1: ISSUE_N(1, 5, 7, seq[q]); break;                                                                    \
+      case 2: ISSUE_N(2, 4, 6, seq[q]); break;                                                                    \
+      default: ISSUE_N(3, 5, 7, seq[q]); break;                                                                   \
+    }                                                                                                             \
+  } while (0)
+#define STORE_SLOT(q, dst)                                                                                        \
+  do {                                                                                                            \
+    switch ((q) & 3) {                                                                                            \
+      case 0: _tile_stored(0, dst, 4 * N); break;                                                                 \
+      case 1: _tile_stored(1, dst, 4 * N); break;                                                                 \
+      case 2: _tile_stored(2, dst, 4 * N); break;                                                                 \
+      default: _tile_stored(3, dst, 4 * N); break;                                                                \
+    }                                                                                                             \
+  } while (0)
+
+/*
+ * res[r·N + t] = dot(row r, token t) for 16 rows × N tokens. idx[j] / idx[N + j] = the row / token of each lane
+ * of vector j. pf: n_pf lines to bring into L2 for a later tile, spread over the blocks.
+ */
+static inline __attribute__((always_inline, target("amx-tile,amx-int8"))) void tile16xn(
+    const int N, const int8_t *a, long a_stride, size_t a_step, const float *dw, const uint8_t *bp, const float *dx,
+    int nb, const int32_t *seq, const __m512i *idx, int32_t *cbuf, float *lanes, float *res, const uint8_t *pf,
+    int64_t n_pf) {
+  const int64_t pf_per_block = (n_pf + nb - 1) / nb;
+  for (int q = 0; q < 4 && q < nb; q++) ISSUE_SLOT(q);
+  STORE_SLOT(0, cbuf);
+  int p = 0;
+  for (int l = 0; l < 8; l++) {
+    __m512 acc[NARROW_MAX];
+    for (int j = 0; j < N; j++) acc[j] = _mm512_setzero_ps();
+    for (int b = l; b < nb; b += 8, p++) {
+      /* sums of p+1 out of their tile, which then takes block p+4 */
+      if (p + 1 < nb) {
+        STORE_SLOT(p + 1, cbuf + 256 * ((p + 1) & 1));
+        if (p + 4 < nb) ISSUE_SLOT(p + 4);
+      }
+      const int32_t *c = cbuf + 256 * (p & 1);
+      const __m512 wv = _mm512_load_ps(dw + (size_t)b * 16), xv = _mm512_load_ps(dx + (size_t)b * 16);
+      for (int j = 0; j < N; j++) {
+        const __m512 s = _mm512_mul_ps(_mm512_permutexvar_ps(idx[j], wv), _mm512_permutexvar_ps(idx[N + j], xv));
+        acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(c + 16 * j)))));
+      }
+      for (int64_t i = 0; i < pf_per_block && n_pf > 0; i++, n_pf--, pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T1);
+    }
+    for (int j = 0; j < N; j++) _mm512_store_ps(lanes + l * 256 + j * 16, acc[j]);
+  }
+  for (int j = 0; j < N; j++) {
+    __m512 v[8];
+    for (int l = 0; l < 8; l++) v[l] = _mm512_load_ps(lanes + l * 256 + j * 16);
+    for (int l = 0; l < 4; l++) v[l] = _mm512_add_ps(v[l], v[l + 4]);
+    for (int l = 0; l < 2; l++) v[l] = _mm512_add_ps(v[l], v[l + 2]);
+    _mm512_store_ps(res + j * 16, _mm512_add_ps(v[0], v[1]));
+  }
+}
+
+#define TILE_N_CASE(n) \
+  case n: tile16xn(n, a, a_stride, a_step, dw, bp, dx, nb, seq, idx, cbuf, lanes, res, pf, n_pf); break;
+
+static AMX_FN void tile16xn_any(int n, const int8_t *a, long a_stride, size_t a_step, const float *dw, const uint8_t *bp,
+                                const float *dx, int nb, const int32_t *seq, const __m512i *idx, int32_t *cbuf,
+                                float *lanes, float *res, const uint8_t *pf, int64_t n_pf) {
+  switch (n) { /* a constant N keeps the accumulators in registers */
+    TILE_N_CASE(1) TILE_N_CASE(2) TILE_N_CASE(3) TILE_N_CASE(4) TILE_N_CASE(5) TILE_N_CASE(6)
+    default: tile16xn(NARROW_MAX, a, a_stride, a_step, dw, bp, dx, nb, seq, idx, cbuf, lanes, res, pf, n_pf); break;
+  }
+}
+
+/* Tiles ahead that a narrow call prefetches into L2 (each tile's lines spread over its blocks): the matrix is read
+ * once, so, as for one token (matmul.c), the core's own prefetchers alone fall behind. */
+#define NARROW_PF_TILES 2
+
+static AMX_FN int64_t amx_rows_narrow(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end) {
+  const int cols = (int)job->cols, nb = cols / BF_QK, n = (int)job->n_tok;
+  const int64_t n_tiles = (row_end - row_begin) / 16, full_end = row_begin + 16 * n_tiles;
+  const size_t bp_bytes = round64((size_t)nb * NB_TILE(n));
+  const size_t dx_bytes = round64((size_t)nb * 16 * sizeof(float));
+  const size_t dw_bytes = round64((size_t)nb * 16 * sizeof(float));
+  const size_t a_bytes = q4 ? round64((size_t)16 * cols) : 0;
+  const size_t seq_bytes = round64((size_t)nb * sizeof(int32_t));
+  const size_t idx_bytes = 2 * NARROW_MAX * 64;
+  const size_t fixed = 2 * 256 * sizeof(int32_t) + 8 * 256 * sizeof(float) + 256 * sizeof(float);
+  uint8_t *mem = aligned_alloc(64, bp_bytes + dx_bytes + dw_bytes + a_bytes + seq_bytes + idx_bytes + fixed);
+  if (!mem) return row_begin;
+  uint8_t *p = mem;
+  uint8_t *bp = p; p += bp_bytes;
+  float *dx = (float *)p; p += dx_bytes;
+  float *dw = (float *)p; p += dw_bytes;
+  int8_t *abuf = (int8_t *)p; p += a_bytes;
+  int32_t *seq = (int32_t *)p; p += seq_bytes;
+  __m512i *idx = (__m512i *)p; p += idx_bytes;
+  int32_t *cbuf = (int32_t *)p; p += 2 * 256 * sizeof(int32_t);
+  float *lanes = (float *)p;
+  float *res = lanes + 8 * 256;
+
+  int k = 0;
+  for (int l = 0; l < 8; l++)
+    for (int b = l; b < nb; b += 8) seq[k++] = b;
+  for (int j = 0; j < n; j++) {
+    int32_t r[16], t[16];
+    for (int e = 0; e < 16; e++) { r[e] = (16 * j + e) / n; t[e] = (16 * j + e) % n; }
+    idx[j] = _mm512_loadu_si512((const void *)r);
+    idx[n + j] = _mm512_loadu_si512((const void *)t);
+  }
+  pack_tokens_narrow(job->acts, n, nb, bp, dx);
+
+  const size_t blk_bytes = q4 ? Q4_0_BYTES : Q8_0_BYTES;
+  const long a_stride = q4 ? (long)cols : (long)job->row_bytes;
+  const size_t a_step = q4 ? BF_QK : Q8_0_BYTES;
+  const size_t tile_w = 16 * job->row_bytes;
+  load_tile_config_narrow(n);
+  for (int64_t i = 0; i < n_tiles; i++) {
+    const int64_t r0 = row_begin + 16 * i;
+    const uint8_t *w = job->w + (size_t)r0 * job->row_bytes;
+    row_scales(w, job->row_bytes, blk_bytes, nb, dw);
+    if (q4) unpack_q4_0(w, job->row_bytes, nb, cols, abuf);
+    __asm__ volatile("" ::: "memory"); /* the tile loads read bp and abuf as plain memory */
+    const int8_t *a = q4 ? abuf : (const int8_t *)(w + 2);
+    /* the tile NARROW_PF_TILES ahead (on into the next tensor past the end, as the one-token path does) */
+    const uint8_t *pf = w + NARROW_PF_TILES * tile_w;
+    tile16xn_any(n, a, a_stride, a_step, dw, bp, dx, nb, seq, idx, cbuf, lanes, res, pf,
+                 (int64_t)(tile_w / 64));
+    for (int e = 0; e < 16 * n; e++) job->out[(size_t)(e % n) * job->rows + r0 + e / n] = res[e];
+  }
+  _tile_release();
+  free(mem);
+  return full_end;
+}
+
 /* ---- Q4_K / Q5_K (docs/kernels.md "Integer super-blocks") ----
  * One TDPBSSD per 32-element sub-block j of super-block b: A = 16 rows' unpacked quants (Q4_K: nibble 0..15; Q5_K:
  * nibble + 16·high bit, 0..31), B = the tokens' Q8_K quants of that sub-block (VNNI). C = the exact int32 Σ_k q·x
@@ -652,7 +830,7 @@ int64_t bf_amx_rows_k(const bf_matmul_job *job, int high, int64_t row_begin, int
 
 int64_t bf_amx_rows(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end) {
   if (row_end - row_begin < 16 || job->n_tok < 1 || job->cols < BF_QK || !bf_amx_available()) return row_begin;
-  return amx_rows(job, q4, row_begin, row_end);
+  return job->n_tok <= NARROW_MAX ? amx_rows_narrow(job, q4, row_begin, row_end) : amx_rows(job, q4, row_begin, row_end);
 }
 
 #else /* no AMX in this build */

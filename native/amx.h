@@ -10,15 +10,15 @@
 
 #include "matmul.h"
 
-/* Batches of at least this many tokens take the AMX path (2048×768 Q8_0, one thread: AMX takes about the same
- * time for 4 to 16 tokens: 2.5× the AVX-512 path at 8 tokens, about 1.2× at 4). */
+/* Batches of at least this many tokens take the AMX path with tiles of 16 tokens (2048×768 Q8_0, one thread: 2.5×
+ * the AVX-512 path at 8 tokens). Fewer tokens (2 ..) use narrow tiles, as wide as the batch. */
 #define BF_AMX_MIN_TOK 8
 
 /* 1 if the CPU has AMX-INT8, the kernel granted tile data to this process and the build has the kernel; 0
  * otherwise (or when the environment variable BUTTERFLY_AMX=0). Checked once per process. */
 int bf_amx_available(void);
 
-/* Computes rows [row_begin, row_begin + 16·k) of a Q8_0 (q4 = 0) or Q4_0 (q4 = 1) job for every token, for the
+/* Computes rows [row_begin, row_begin + 16·k) of a Q8_0 (q4 = 0) or Q4_0 (q4 = 1) job (any nTok ≥ 1) for every token, for the
  * largest k that fits before row_end, and returns the first row it did not compute: row_begin when AMX is not
  * available or scratch memory could not be had, so the caller computes the rest as usual. */
 int64_t bf_amx_rows(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end);
