@@ -310,7 +310,7 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
   return full_end;
 }
 
-/* ---- Narrow batches (1 ≤ nTok < BF_AMX_MIN_TOK) of Q8_0 / Q4_0 ----
+/* ---- Narrow batches (1 ≤ nTok < BF_AMX_MIN_TOK) of Q8_0 ----
  * Padding a few tokens to 16 wastes most of the float epilogue above (one vector per row, lanes = tokens). Here
  * B and C are only 4·nTok bytes wide: C = 16 rows × n int32, stored contiguously, which is n vectors of 16 (row,
  * token) pairs in row-major order (element e = row e / n, token e % n). The epilogue works on those vectors
@@ -431,23 +431,21 @@ static AMX_FN void tile16xn_any(int n, const int8_t *a, long a_stride, size_t a_
  * once, so, as for one token (matmul.c), the core's own prefetchers alone fall behind. */
 #define NARROW_PF_TILES 2
 
-static AMX_FN int64_t amx_rows_narrow(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end) {
+static AMX_FN int64_t amx_rows_narrow(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
   const int cols = (int)job->cols, nb = cols / BF_QK, n = (int)job->n_tok;
   const int64_t n_tiles = (row_end - row_begin) / 16, full_end = row_begin + 16 * n_tiles;
   const size_t bp_bytes = round64((size_t)nb * NB_TILE(n));
   const size_t dx_bytes = round64((size_t)nb * 16 * sizeof(float));
   const size_t dw_bytes = round64((size_t)nb * 16 * sizeof(float));
-  const size_t a_bytes = q4 ? round64((size_t)16 * cols) : 0;
   const size_t seq_bytes = round64((size_t)nb * sizeof(int32_t));
   const size_t idx_bytes = 2 * NARROW_MAX * 64;
   const size_t fixed = 2 * 256 * sizeof(int32_t) + 8 * 256 * sizeof(float) + 256 * sizeof(float);
-  uint8_t *mem = aligned_alloc(64, bp_bytes + dx_bytes + dw_bytes + a_bytes + seq_bytes + idx_bytes + fixed);
+  uint8_t *mem = aligned_alloc(64, bp_bytes + dx_bytes + dw_bytes + seq_bytes + idx_bytes + fixed);
   if (!mem) return row_begin;
   uint8_t *p = mem;
   uint8_t *bp = p; p += bp_bytes;
   float *dx = (float *)p; p += dx_bytes;
   float *dw = (float *)p; p += dw_bytes;
-  int8_t *abuf = (int8_t *)p; p += a_bytes;
   int32_t *seq = (int32_t *)p; p += seq_bytes;
   __m512i *idx = (__m512i *)p; p += idx_bytes;
   int32_t *cbuf = (int32_t *)p; p += 2 * 256 * sizeof(int32_t);
@@ -465,21 +463,18 @@ static AMX_FN int64_t amx_rows_narrow(const bf_matmul_job *job, int q4, int64_t 
   }
   pack_tokens_narrow(job->acts, n, nb, bp, dx);
 
-  const size_t blk_bytes = q4 ? Q4_0_BYTES : Q8_0_BYTES;
-  const long a_stride = q4 ? (long)cols : (long)job->row_bytes;
-  const size_t a_step = q4 ? BF_QK : Q8_0_BYTES;
+  const long a_stride = (long)job->row_bytes;
   const size_t tile_w = 16 * job->row_bytes;
   load_tile_config_narrow(n);
   for (int64_t i = 0; i < n_tiles; i++) {
     const int64_t r0 = row_begin + 16 * i;
     const uint8_t *w = job->w + (size_t)r0 * job->row_bytes;
-    row_scales(w, job->row_bytes, blk_bytes, nb, dw);
-    if (q4) unpack_q4_0(w, job->row_bytes, nb, cols, abuf);
-    __asm__ volatile("" ::: "memory"); /* the tile loads read bp and abuf as plain memory */
-    const int8_t *a = q4 ? abuf : (const int8_t *)(w + 2);
+    row_scales(w, job->row_bytes, Q8_0_BYTES, nb, dw);
+    __asm__ volatile("" ::: "memory"); /* the tile loads read bp as plain memory */
+    const int8_t *a = (const int8_t *)(w + 2);
     /* the tile NARROW_PF_TILES ahead (on into the next tensor past the end, as the one-token path does) */
     const uint8_t *pf = w + NARROW_PF_TILES * tile_w;
-    tile16xn_any(n, a, a_stride, a_step, dw, bp, dx, nb, seq, idx, cbuf, lanes, res, pf,
+    tile16xn_any(n, a, a_stride, Q8_0_BYTES, dw, bp, dx, nb, seq, idx, cbuf, lanes, res, pf,
                  (int64_t)(tile_w / 64));
     for (int e = 0; e < 16 * n; e++) job->out[(size_t)(e % n) * job->rows + r0 + e / n] = res[e];
   }
@@ -830,7 +825,7 @@ int64_t bf_amx_rows_k(const bf_matmul_job *job, int high, int64_t row_begin, int
 
 int64_t bf_amx_rows(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end) {
   if (row_end - row_begin < 16 || job->n_tok < 1 || job->cols < BF_QK || !bf_amx_available()) return row_begin;
-  return job->n_tok <= NARROW_MAX ? amx_rows_narrow(job, q4, row_begin, row_end) : amx_rows(job, q4, row_begin, row_end);
+  return job->n_tok <= NARROW_MAX && !q4 ? amx_rows_narrow(job, row_begin, row_end) : amx_rows(job, q4, row_begin, row_end);
 }
 
 #else /* no AMX in this build */

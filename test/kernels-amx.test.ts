@@ -1,6 +1,6 @@
 /**
- * The AMX paths of native/amx.c (Q8_0 and Q4_0 weights: narrow tiles for 2..7 tokens, 16-token tiles from 8 on;
- * K-quants from 8 tokens on) must give the TypeScript
+ * The AMX paths of native/amx.c (Q8_0: narrow tiles for 2..7 tokens; Q8_0 and Q4_0: 16-token tiles from 8 tokens
+ * on; K-quants from 8 tokens on) must give the TypeScript
  * kernels' bits exactly: token counts that are and are not multiples of 16, row counts with a rest of 1..15 rows
  * (which the usual AVX-512 path computes), 1..24 blocks per row (lanes with no block, one block, several), every
  * byte pattern of raw weights, zero / subnormal / large activations, and 1 to 3 threads.
@@ -34,7 +34,7 @@ function amxSkipReason(): string | null {
 }
 
 const skipReason = amxSkipReason();
-const title = skipReason ? `AMX kernels — SKIPPED: ${skipReason}` : 'AMX kernels (Q8_0 / Q4_0 nTok ≥ 2; Q4_K / Q5_K / Q6_K nTok ≥ 8)';
+const title = skipReason ? `AMX kernels — SKIPPED: ${skipReason}` : 'AMX kernels (Q8_0 nTok ≥ 2; Q4_0 / Q4_K / Q5_K / Q6_K nTok ≥ 8)';
 
 const BLOCK_BYTES: Partial<Record<GGMLType, number>> = {
   [GGMLType.Q8_0]: 34, [GGMLType.Q4_0]: 18, [GGMLType.Q4_K]: 144, [GGMLType.Q5_K]: 176, [GGMLType.Q6_K]: 210,
