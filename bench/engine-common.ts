@@ -8,5 +8,10 @@ export interface RunResult {
   prefillTokPerS: number;
   decodeTokPerS: number;
   batched: Record<string, number>;
+  /** Resident memory of the runtime with the engine's code loaded, before the model is opened. */
+  baselineRssBytes: number;
+  /** Resident memory after the single-stream decode (one sequence of 192 positions): what serving one stream costs. */
+  decodeRssBytes: number;
+  /** Largest resident memory seen, after the batched runs (B sequences' KV caches). */
   rssBytes: number;
 }

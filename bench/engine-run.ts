@@ -1,6 +1,6 @@
 /**
- * One engine, one model, one thread count, in a fresh process (so RSS is its own). Prints one JSON line:
- * {prefillTokPerS, decodeTokPerS, batched: {B: tokPerS}, rssBytes}. Driven by bench/engine.ts.
+ * One engine, one model, one thread count, in a fresh process (so RSS is its own). Prints one JSON line, a
+ * RunResult (bench/engine-common.ts). Driven by bench/engine.ts.
  *   node dist/bench/engine-run.js butterfly|llamacpp MODEL THREADS
  */
 import { createKernels } from '../src/engine/kernels/index.js';
@@ -23,8 +23,9 @@ function argmaxLast(l: Float32Array, vocab: number, row = -1): number {
 }
 
 async function runButterfly(model: string, threads: number): Promise<RunResult> {
-  const m = openModel(model);
   const kernels = createKernels({ threads });
+  const baselineRssBytes = process.memoryUsage().rss;
+  const m = openModel(model);
   const p = new LocalPipeline([loadStage(m, wholeModel(m.cfg), kernels)]);
   const V = m.cfg.vocabSize;
   const seq = (ids: number[], seqId: number, start: number) => ({
@@ -46,6 +47,8 @@ async function runButterfly(model: string, threads: number): Promise<RunResult> 
     tok = argmaxLast(l, V);
   }
   const decodeMs = performance.now() - t;
+  const decodeRssBytes = process.memoryUsage().rss;
+  let rssBytes = decodeRssBytes;
   await p.dropSequence(0);
   const batched: Record<string, number> = {};
   for (const B of BATCH_SIZES) {
@@ -60,6 +63,7 @@ async function runButterfly(model: string, threads: number): Promise<RunResult> 
       for (let s = 0; s < B; s++) toks[s] = argmaxLast(l, V, s);
     }
     batched[B] = (B * BATCH_STEPS * 1000) / (performance.now() - t);
+    rssBytes = Math.max(rssBytes, process.memoryUsage().rss);
     for (let s = 0; s < B; s++) await p.dropSequence(s);
   }
   kernels.dispose();
@@ -67,13 +71,16 @@ async function runButterfly(model: string, threads: number): Promise<RunResult> 
     prefillTokPerS: (PREFILL_TOKENS * 1000) / prefillMs,
     decodeTokPerS: (DECODE_TOKENS * 1000) / decodeMs,
     batched,
-    rssBytes: process.memoryUsage().rss,
+    baselineRssBytes,
+    decodeRssBytes,
+    rssBytes,
   };
 }
 
 async function runLlamaCpp(model: string, threads: number): Promise<RunResult> {
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
+  const baselineRssBytes = process.memoryUsage().rss;
   const lm = await llama.loadModel({ modelPath: model, gpuLayers: 0 });
   const shape = openModel(model);
   const V = shape.cfg.vocabSize;
@@ -97,7 +104,8 @@ async function runLlamaCpp(model: string, threads: number): Promise<RunResult> {
   }
   const decodeMs = performance.now() - t;
   s0.dispose();
-  let rss = process.memoryUsage().rss;
+  const decodeRssBytes = process.memoryUsage().rss;
+  let rss = decodeRssBytes;
   await ctx.dispose();
   const batched: Record<string, number> = {};
   for (const B of BATCH_SIZES) {
@@ -114,7 +122,10 @@ async function runLlamaCpp(model: string, threads: number): Promise<RunResult> {
     await ctxB.dispose();
   }
   await lm.dispose();
-  return { prefillTokPerS: (PREFILL_TOKENS * 1000) / prefillMs, decodeTokPerS: (DECODE_TOKENS * 1000) / decodeMs, batched, rssBytes: rss };
+  return {
+    prefillTokPerS: (PREFILL_TOKENS * 1000) / prefillMs, decodeTokPerS: (DECODE_TOKENS * 1000) / decodeMs, batched,
+    baselineRssBytes, decodeRssBytes, rssBytes: rss,
+  };
 }
 
 const [engine, model, threadsArg] = process.argv.slice(2);

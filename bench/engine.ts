@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: Butterfly against llama.cpp (node-llama-cpp 3.21.1) on the same synthesized files, each run in a
- * fresh child process, printed as one table with ratios. Models are synthesized once into .cache/models/.
+ * fresh child process, printed as tables with ratios. Models are synthesized once into .cache/models/.
  *   node dist/bench/engine.js [--preset medium] [--types f32,q8_0,q4_0,q4_k] [--threads 1,2]
  */
 import { execFileSync } from 'node:child_process';
@@ -10,7 +10,21 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureSyntheticModel } from '../src/cli/synth.js';
 import type { SynthPreset, SynthTypeName } from '../src/engine/synth.js';
-import { BATCH_SIZES, type RunResult } from './engine-common.js';
+import { BATCH_SIZES, DECODE_TOKENS, PREFILL_TOKENS, type RunResult } from './engine-common.js';
+
+const HELP = `Usage: node dist/bench/engine.js [--preset tiny|small|medium] [--types f32,q8_0,q4_0,q4_k] [--threads 1,2]
+
+Runs Butterfly and llama.cpp (node-llama-cpp) on the same synthesized model, each in a fresh process, and prints:
+  1. prefill (${PREFILL_TOKENS}-token prompt), single-stream decode (${DECODE_TOKENS} tokens), batched decode of
+     B = ${BATCH_SIZES.join(', ')} sequences (aggregate tok/s) and resident memory, with Butterfly ÷ llama.cpp;
+  2. Butterfly's batching efficiency: batched tok/s ÷ (B × single-stream tok/s), and against the compute-bound
+     ceiling (prefill tok/s: every weight read serves ${PREFILL_TOKENS} tokens).
+Models are cached in .cache/models/. Speed is never asserted; compare ratios within one run.`;
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(HELP);
+  process.exit(0);
+}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,8 +45,11 @@ const f = (x: number): string => x.toFixed(1);
 const r = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) + '×' : '-');
 const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
 
+interface Row { type: SynthTypeName; threads: number; fileBytes: number; b: RunResult; l: RunResult }
+const rows: Row[] = [];
+
 console.log(`# Butterfly vs llama.cpp — ${preset} model, ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} vCPU, node ${process.version}`);
-console.log(`| model | type | threads | prefill tok/s (ratio) | decode tok/s (ratio) | ${BATCH_SIZES.map((b) => `batched B=${b} tok/s (ratio)`).join(' | ')} | RSS MiB (file MiB, llama.cpp MiB) |`);
+console.log(`| model | type | threads | prefill tok/s (ratio) | decode tok/s (ratio) | ${BATCH_SIZES.map((b) => `batched B=${b} tok/s (ratio)`).join(' | ')} | RSS MiB serving 1 stream: total, above runtime (file; llama.cpp total) |`);
 console.log(`|---|---|---|---|---|${BATCH_SIZES.map(() => '---').join('|')}|---|`);
 for (const type of types) {
   const model = ensureSyntheticModel(preset, type);
@@ -40,7 +57,22 @@ for (const type of types) {
   for (const threads of threadCounts) {
     const b = run('butterfly', model, threads);
     const l = run('llamacpp', model, threads);
+    rows.push({ type, threads, fileBytes, b, l });
     const batched = BATCH_SIZES.map((B) => `${f(b.batched[B]!)} (${r(b.batched[B]!, l.batched[B]!)})`).join(' | ');
-    console.log(`| ${preset} | ${type} | ${threads} | ${f(b.prefillTokPerS)} (${r(b.prefillTokPerS, l.prefillTokPerS)}) | ${f(b.decodeTokPerS)} (${r(b.decodeTokPerS, l.decodeTokPerS)}) | ${batched} | ${mib(b.rssBytes)} (${mib(fileBytes)}, ${mib(l.rssBytes)}) |`);
+    const model_ = b.decodeRssBytes - b.baselineRssBytes;
+    console.log(`| ${preset} | ${type} | ${threads} | ${f(b.prefillTokPerS)} (${r(b.prefillTokPerS, l.prefillTokPerS)}) | ${f(b.decodeTokPerS)} (${r(b.decodeTokPerS, l.decodeTokPerS)}) | ${batched} | ${mib(b.decodeRssBytes)}, ${mib(model_)} = ${(model_ / fileBytes).toFixed(2)}× file (${mib(fileBytes)}; ${mib(l.decodeRssBytes)}) |`);
   }
+}
+
+console.log('');
+console.log(`# Butterfly batching efficiency — aggregate tok/s of B sequences ÷ (B × single-stream tok/s); ceiling = prefill tok/s`);
+console.log(`| type | threads | single tok/s | ${BATCH_SIZES.map((B) => `B=${B} tok/s (÷ B×single, ÷ min(B×single, ceiling))`).join(' | ')} | ceiling tok/s | peak RSS MiB |`);
+console.log(`|---|---|---|${BATCH_SIZES.map(() => '---').join('|')}|---|---|`);
+for (const { type, threads, b } of rows) {
+  const cells = BATCH_SIZES.map((B) => {
+    const agg = b.batched[B]!;
+    const ideal = B * b.decodeTokPerS;
+    return `${f(agg)} (${r(agg, ideal)}, ${r(agg, Math.min(ideal, b.prefillTokPerS))})`;
+  });
+  console.log(`| ${type} | ${threads} | ${f(b.decodeTokPerS)} | ${cells.join(' | ')} | ${f(b.prefillTokPerS)} | ${mib(b.rssBytes)} |`);
 }
