@@ -44,6 +44,15 @@ typedef float (*bf_dot_fn)(const uint8_t *w, const bf_act_row *a, int cols);
 #define BF_TOK_GROUP 4
 typedef void (*bf_dot4_fn)(const uint8_t *w, const bf_act_row *a, int cols, float *out);
 
+/* Float-lane types (F32, F16, BF16) with several tokens: rows [0, n_rows) of w (row_bytes apart) × tokens
+ * [0, n_tok) of acts → out[t·out_stride + r], register-blocked over rows and tokens, in row tiles of about
+ * tile_rows (kept in L2 while every token passes over them). Each element has exactly the bits of the type's
+ * bf_dot_fn. bf_dot_tile_for returns NULL unless `dot` is a float-lane SIMD kernel with such tiles (AVX-512). */
+struct bf_acts;
+typedef void (*bf_dot_tile_fn)(const uint8_t *w, size_t row_bytes, int64_t n_rows, const struct bf_acts *acts,
+                               int64_t n_tok, int cols, float *out, int64_t out_stride, int64_t tile_rows);
+bf_dot_tile_fn bf_dot_tile_for(bf_dot_fn dot);
+
 /* Returns 0 and fills *dot1 (and *dot4, NULL if there is none) for a supported type; `scalar` forces the
  * portable path (which has no 4-token form). */
 int bf_dot_for_type(int type, int scalar, bf_dot_fn *dot1, bf_dot4_fn *dot4);
@@ -80,7 +89,7 @@ bf_act_layout bf_act_layout_for(int type, int64_t cols);
 /* Bytes of scratch needed for nTok tokens (each array 64-byte aligned inside the scratch). */
 size_t bf_act_scratch_bytes(int type, int64_t cols, int64_t n_tok);
 
-typedef struct {
+typedef struct bf_acts {
   bf_act_layout layout;
   float *xf;       /* caller's x for F32, else scratch */
   int8_t *q;

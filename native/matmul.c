@@ -161,6 +161,13 @@ void bf_matmul_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end
   const int64_t t_rest = n_groups * BF_TOK_GROUP;
   int64_t tile = (int64_t)(BF_ROW_TILE_BYTES / job->row_bytes);
   if (tile < 1) tile = 1;
+  /* F32/F16/BF16 (dot_float.c): several rows × tokens per pass, over the same row tiles */
+  const bf_dot_tile_fn dot_tile = bf_dot_tile_for(job->dot);
+  if (dot_tile) {
+    dot_tile(job->w + (size_t)row_begin * job->row_bytes, job->row_bytes, row_end - row_begin, job->acts, job->n_tok,
+             cols, job->out + row_begin, job->rows, tile);
+    return;
+  }
   for (int64_t r0 = row_begin; r0 < row_end; r0 += tile) {
     const int64_t r1 = r0 + tile < row_end ? r0 + tile : row_end;
     for (int64_t g = 0; g < n_groups; g++) {

@@ -167,6 +167,39 @@ describe.skipIf(!addon)(title, () => {
     for (const [variant, k] of native) expectSameBits(runMatmul(k, w, x, 2), expected, `${variant}`);
   });
 
+  // F32/F16/BF16 batches run register-blocked on AVX-512 (dot_float.c tile_*: 3 rows × up to 8 tokens, tokens in
+  // near-equal blocks, row tiles cut to whole row blocks, single rows at the end of a range). These shapes reach
+  // every block width, partial row blocks at tile and thread-chunk edges (301 rows over 3 threads), rows longer
+  // than a tile (25000 columns), rows shorter than one 16-lane step (7) and column tails (33, 100, 25000).
+  describe.each([GGMLType.F32, GGMLType.F16, GGMLType.BF16])('blocked float batches: %s', (type) => {
+    const shapes: [number, number][] = [[2, 33], [3, 16], [4, 7], [100, 768], [301, 100], [7, 25000]];
+    const toks = [3, 4, 6, 7, 8, 10, 15, 16, 17, 20, 23, 25, 33];
+    it.each(shapes)(`${typeName(type)} %i×%i: batches of 3..33 (and 128) tokens give the TypeScript bits`, (rows, cols) => {
+      const w = tensor(type, rows, cols, randomWeights(type, rows, cols, rows * 131 + cols, 0.5));
+      for (const nTok of cols * rows <= 100 * 768 ? [...toks, 128] : toks) {
+        const x = activations(cols, nTok, cols * 7 + nTok);
+        const expected = runMatmul(ts, w, x, nTok);
+        for (const [variant, k] of native) {
+          expectSameBits(runMatmul(k, w, x, nTok), expected, `${typeName(type)} ${rows}×${cols} nTok=${nTok} ${variant}`);
+        }
+      }
+    });
+
+    it(`${typeName(type)}: a batch of 23 equals its tokens computed in batches of 1, 4, 8 and 10`, () => {
+      const [rows, cols] = [301, 100];
+      const w = tensor(type, rows, cols, randomWeights(type, rows, cols, 5, 0.5));
+      const x = activations(cols, 23, 11);
+      const k = native.get('simd/2')!;
+      const batch = runMatmul(k, w, x, 23);
+      let t0 = 0;
+      for (const n of [1, 4, 8, 10]) {
+        const part = runMatmul(k, w, x.subarray(t0 * cols, (t0 + n) * cols), n);
+        expectSameBits(batch.subarray(t0 * rows, (t0 + n) * rows), part, `${typeName(type)} tokens ${t0}..${t0 + n - 1}`);
+        t0 += n;
+      }
+    });
+  });
+
   it('rejects buffers that are too small, overlapping out/x, bad shapes and use after dispose', () => {
     const k = createNativeKernels(2)!;
     const w = tensor(GGMLType.Q8_0, 4, 64, randomWeights(GGMLType.Q8_0, 4, 64, 1));
