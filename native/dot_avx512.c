@@ -1,5 +1,6 @@
 /*
- * AVX-512 (BW, VL, VNNI) quantized kernels, for 1 token or 4 tokens at once. The weights of a block are loaded
+ * AVX-512 (BW, VL, VNNI) quantized kernels, for 1 token, 4 tokens at once, and small batches of 2..7 tokens
+ * (bf_dotn: Q8_0 in dotn_t256; Q4_0 in q4n; Q4_K / Q5_K in k4n; Q6_K in q6n). The weights of a block are loaded
  * and unpacked once and reused for every token; each token's integer sums are exact and its float steps are the
  * ones of docs/kernels.md, so every token gets the bits of the scalar kernels.
  */
@@ -23,6 +24,12 @@ AI float fold8_m256(__m256 v) {
   const __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 a2 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
   return _mm_cvtss_f32(_mm_add_ss(a2, _mm_movehdup_ps(a2)));
+}
+
+/* the upper 256 bits, and [lo | hi] (AVX512F only; the f32x8 forms would need AVX512DQ) */
+AI __m256 hi256_ps(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+AI __m512 join256_ps(__m256 lo, __m256 hi) {
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
 }
 
 /* ---------------- Q8_0 / Q4_0: 8 blocks per step ---------------- */
@@ -303,13 +310,13 @@ static float q4_0_dot_prep(const uint8_t *w, const void *buf, int cols) {
 static const bf_dot1_prep Q4_0_PREP = {q4_0_prep_bytes, q4_0_prep, q4_0_dot_prep};
 
 /*
- * Small batches (bf_dotn): a block's integer sum is Σ over its 8 dwords of dpbusd lanes. A group of 8 blocks is
- * loaded as 8 vectors [block 2p, elements 0..15 | block 2p+1, elements 0..15] and [… 16..31 | … 16..31], and
- * 4×4 dword transposes inside each 128-bit lane (weights once per row group, activations once per call) put all
- * dwords of one block in one lane, in the lane order 0,2,4,6,1,3,5,7: a token's 8 block sums are then plain dpbusd
- * accumulations with no per-token reduction. Integer sums are exact in any order; the float steps per lane are
- * those of dot_q8_0 / dot_q4_0 and the lanes are put back in natural order before the tail and the fold, so each
- * token gets the one-token bits.
+ * Small batches of Q8_0 (bf_dotn; its q4 form served Q4_0 before q4n below): a block's integer sum is Σ over its
+ * 8 dwords of dpbusd lanes. A group of 8 blocks is loaded as 8 vectors [block 2p, elements 0..15 | block 2p+1,
+ * elements 0..15] and [… 16..31 | … 16..31], and 4×4 dword transposes inside each 128-bit lane (weights once per
+ * row group, activations once per call) put all dwords of one block in one lane, in the lane order
+ * 0,2,4,6,1,3,5,7: a token's 8 block sums are then plain dpbusd accumulations with no per-token reduction. Integer
+ * sums are exact in any order; the float steps per lane are those of dot_q8_0 / dot_q4_0 and the lanes are put
+ * back in natural order before the tail and the fold, so each token gets the one-token bits.
  */
 AI void transpose4x4_epi32_x2(__m256i r[4]) {
   const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
@@ -394,7 +401,140 @@ AI void dotn_t256(const uint8_t *w, const bf_act_row *a, const void *buf, int nt
   }
 }
 AI void dotn_q8_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { dotn_t256(w, a, buf, nt, cols, 0, out); }
-AI void dotn_q4_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { dotn_t256(w, a, buf, nt, cols, 1, out); }
+
+/*
+ * Q4_0 for small batches with 512-bit integer work, 16 blocks per step (then, if 8..15 blocks are left, one step
+ * with those 8 blocks in both 256-bit halves against two tokens at once, then the scalar tail). Vector r holds the qs of blocks 4c + r in its 128-bit chunks c; a
+ * 4×4 dword transpose inside each chunk gives T_k with lane L = dword k of block L, so lo(T_k) and hi(T_k) hold
+ * elements 4k..4k+3 and 16+4k..16+4k+3 of every block in that block's own lane: dpbusd then gives each token its
+ * 16 block sums with no per-token reduction (the weight shuffles are shared by all tokens, and on 512-bit vectors
+ * a token needs half the dpbusd of dotn_t256). The activations are re-laid to match once per call: per token and
+ * step, 8 vectors X_k (lane L = dword k of block L's activations), then −8·Σx (the start of the sum) and d_x per
+ * block. Lanes come out in natural block order and the float steps are dot_q4_0's: v = f32(f32(d_w·d_x)·f32(isum))
+ * into lane b % 8, in block order.
+ */
+#define Q4N_STEP 640 /* 8 × 64 bytes of x, 16 int32 −8·Σx, 16 floats d_x */
+
+/* buffer: per token and 16-block step a Q4N_STEP, then (8..15 blocks left) per pair of tokens one Q4N_STEP for the
+ * 8-block step, each 64-byte vector holding the pair's two tokens in its 256-bit halves */
+static size_t q4n_prep_bytes(int nt, int cols) {
+  const int nb = cols / BF_QK;
+  return ((size_t)nt * (size_t)(nb / 16) + (nb % 16 >= 8 ? (size_t)(nt + 1) / 2 : 0)) * Q4N_STEP;
+}
+
+/* one token's share of step s for n blocks from b0, in 256-bit half `half` when n = 8: vector k (at 64k), lane L
+ * = dword k of block b0 + L's activations; then −8·Σx (at 512) and d_x (at 576) per block */
+static void q4n_relay(const bf_act_row *a, int b0, int n, uint8_t *s, int half) {
+  int32_t *nx = (int32_t *)(s + 512) + 8 * half;
+  float *dx = (float *)(s + 576) + 8 * half;
+  for (int L = 0; L < n; L++) {
+    for (int k = 0; k < 8; k++) memcpy(s + 64 * k + 32 * half + 4 * L, a->q + (size_t)(b0 + L) * BF_QK + 4 * k, 4);
+    nx[L] = -8 * a->sums[b0 + L];
+    dx[L] = a->d[b0 + L];
+  }
+}
+
+static void q4n_prep(const bf_act_row *a, int nt, int cols, void *buf) {
+  const int nb = cols / BF_QK, n16 = nb / 16;
+  uint8_t *d = buf;
+  for (int t = 0; t < nt; t++)
+    for (int g = 0; g < n16; g++) q4n_relay(&a[t], 16 * g, 16, d + ((size_t)t * n16 + g) * Q4N_STEP, 0);
+  if (nb % 16 >= 8) {
+    uint8_t *p = d + (size_t)nt * n16 * Q4N_STEP;
+    memset(p, 0, (size_t)(nt + 1) / 2 * Q4N_STEP); /* an odd count leaves one half empty: x = 0, d_x = 0 */
+    for (int t = 0; t < nt; t++) q4n_relay(&a[t], 16 * n16, 8, p + (size_t)(t / 2) * Q4N_STEP, t & 1);
+  }
+}
+
+/* 4×4 dword transpose inside each 128-bit chunk */
+AI void transpose4x4_epi32_x4(__m512i r[4]) {
+  const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
+  r[0] = _mm512_unpacklo_epi64(t0, t2);
+  r[1] = _mm512_unpackhi_epi64(t0, t2);
+  r[2] = _mm512_unpacklo_epi64(t1, t3);
+  r[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* fold8_m256 of n ≤ 4 tokens at once (chunk = token): l += l+4, l += l+2, lane 0 + lane 1 */
+AI void fold8_x4(const __m256 *lanes, int n, float *out) {
+  const __m256 z = _mm256_setzero_ps();
+  const __m512 a = join256_ps(lanes[0], n > 1 ? lanes[1] : z), b = join256_ps(n > 2 ? lanes[2] : z, n > 3 ? lanes[3] : z);
+  const __m512 s4 = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 s2 = _mm512_add_ps(s4, _mm512_permute_ps(s4, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 s1 = _mm512_add_ps(s2, _mm512_permute_ps(s2, _MM_SHUFFLE(1, 1, 1, 1)));
+  float r[4];
+  _mm_storeu_ps(r, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), s1)));
+  for (int k = 0; k < n; k++) out[k] = r[k];
+}
+
+/* tr[r] = qs of blocks 4c + r in chunk c → wv[k] / wv[4 + k]: lo / hi nibbles of dword k of block L in lane L */
+AI void q4n_weights(__m512i tr[4], __m512i m4, __m512i wv[8]) {
+  transpose4x4_epi32_x4(tr);
+  for (int k = 0; k < 4; k++) {
+    wv[k] = _mm512_and_si512(tr[k], m4);
+    wv[4 + k] = _mm512_and_si512(_mm512_srli_epi16(tr[k], 4), m4);
+  }
+}
+
+/* Σ over the 8 vectors, from −8·Σx: the exact isum of every lane; then f32(f32(d_w·d_x)·f32(isum)) */
+AI __m512 q4n_values(const __m512i wv[8], const uint8_t *s, __m512 dw) {
+  __m512i acc = _mm512_load_si512((const void *)(s + 512));
+  for (int k = 0; k < 8; k++) acc = _mm512_dpbusd_epi32(acc, wv[k], _mm512_load_si512((const void *)(s + 64 * k)));
+  return _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_load_ps((const float *)(s + 576))), _mm512_cvtepi32_ps(acc));
+}
+
+AI void q4n(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) {
+  const int nb = cols / BF_QK, n16 = nb / 16, has8 = nb % 16 >= 8, nb8 = 16 * n16 + 8 * has8;
+  const uint8_t *xs = buf;
+  __m256 lanes[MAX_TOK];
+  for (int t = 0; t < nt; t++) lanes[t] = _mm256_setzero_ps();
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i soff = _mm512_setr_epi32(0, 18, 36, 54, 72, 90, 108, 126, 144, 162, 180, 198, 216, 234, 252, 270);
+  for (int g = 0; g < n16; g++) {
+    const uint8_t *gb = w + (size_t)g * 16 * Q4_0_BYTES;
+    __m512i tr[4], wv[8];
+    for (int r = 0; r < 4; r++) {
+      const uint8_t *q = gb + r * Q4_0_BYTES + 2;
+      __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q));
+      z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 4 * Q4_0_BYTES)), 1);
+      z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 8 * Q4_0_BYTES)), 2);
+      tr[r] = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 12 * Q4_0_BYTES)), 3);
+    }
+    q4n_weights(tr, m4, wv);
+    /* the 16 F16 scales: the low half of each gathered dword */
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(soff, (const void *)gb, 1)));
+    for (int t = 0; t < nt; t++) {
+      const __m512 v = q4n_values(wv, xs + ((size_t)t * n16 + g) * Q4N_STEP, dw);
+      /* blocks 16g .. +7, then 16g + 8 .. +15, into lanes 0..7 */
+      lanes[t] = _mm256_add_ps(_mm256_add_ps(lanes[t], _mm512_castps512_ps256(v)), hi256_ps(v));
+    }
+  }
+  if (has8) {
+    /* 8 blocks, repeated in both 256-bit halves, against two tokens at once */
+    const uint8_t *gb = w + (size_t)n16 * 16 * Q4_0_BYTES;
+    __m512i tr[4], wv[8];
+    for (int r = 0; r < 4; r++) {
+      const __m256i y = ld_2x128(gb + r * Q4_0_BYTES + 2, gb + (4 + r) * Q4_0_BYTES + 2);
+      tr[r] = _mm512_inserti64x4(_mm512_castsi256_si512(y), y, 1);
+    }
+    q4n_weights(tr, m4, wv);
+    const __m256 dw8 = gather_scales8(gb, _mm512_castsi512_si256(soff));
+    const __m512 dw = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(dw8)));
+    for (int t = 0; t < nt; t += 2) {
+      const __m512 v = q4n_values(wv, xs + ((size_t)nt * n16 + t / 2) * Q4N_STEP, dw);
+      lanes[t] = _mm256_add_ps(lanes[t], _mm512_castps512_ps256(v));
+      if (t + 1 < nt) lanes[t + 1] = _mm256_add_ps(lanes[t + 1], hi256_ps(v));
+    }
+  }
+  for (int t = 0; t < nt; t++)
+    for (int b = nb8; b < nb; b++) {
+      const uint8_t *blk = w + (size_t)b * Q4_0_BYTES;
+      lanes[t] = add_lane(lanes[t], b % 8, bf_scale_int(bf_load_f16(blk) * a[t].d[b], isum_q4_0(blk, a[t].q + b * BF_QK, a[t].sums[b])));
+    }
+  for (int t = 0; t < nt; t += 4) fold8_x4(lanes + t, nt - t < 4 ? nt - t : 4, out + t);
+}
+AI void dotn_q4_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, a, buf, nt, cols, out); }
 
 /* nt as a constant, so each case keeps its accumulators in registers */
 #define DOTN_CASES(kern)                                       \
@@ -409,7 +549,7 @@ AI void dotn_q4_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int 
 static void dotn_q8_0(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q8_0_k) }
 static void dotn_q4_0(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q4_0_k) }
 static const bf_dotn Q8_0_DOTN = {dotn_prep_bytes, dotn_prep, dotn_q8_0};
-static const bf_dotn Q4_0_DOTN = {dotn_prep_bytes, dotn_prep, dotn_q4_0};
+static const bf_dotn Q4_0_DOTN = {q4n_prep_bytes, q4n_prep, dotn_q4_0};
 
 static void dot4_q8_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q8_0_x512(w, a, 4, cols, out); }
 static void dot4_q4_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q4_0_x128(w, a, 4, cols, out); }
@@ -743,19 +883,388 @@ static float q6_k_dot_prep(const uint8_t *w, const void *buf, int cols) {
 
 static const bf_dot1_prep Q6_K_PREP = {q6_prep_bytes, q6_prep, q6_k_dot_prep};
 
-/* K-quants for small batches: the multi-token kernels as they are (no re-laid activations); for Q4_K / Q5_K the
- * 256-bit form measured faster below 4 tokens, the 512-bit one from 4 */
-static size_t dotn_no_prep_bytes(int nt, int cols) { (void)nt; (void)cols; return 0; }
-static void dotn_no_prep(const bf_act_row *a, int nt, int cols, void *buf) { (void)a; (void)nt; (void)cols; (void)buf; }
-AI void dotn_q4_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)buf; if (nt < 4) k4_x256(w, a, nt, cols, 0, out); else k4_x512(w, a, nt, cols, 0, out); }
-AI void dotn_q5_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)buf; if (nt < 4) k4_x256(w, a, nt, cols, 1, out); else k4_x512(w, a, nt, cols, 1, out); }
-AI void dotn_q6_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)buf; q6_k(w, a, nt, cols, out); }
+/*
+ * K-quants for small batches (bf_dotn, 2..7 tokens). The weights of a super-block are unpacked once per row and
+ * shared, so what matters is the work per token; in 512-bit code every vector op competes for two ports (p0, p5),
+ * and shuffles have only p5. Hence:
+ * - activations re-laid once per call, so that a 512-bit weight vector gives each int32 lane a single sub-block:
+ *   vpdpbusd then forms exact sub-block partial sums with no per-token shuffles or scaling;
+ * - those partial sums fit in int16, so packs_epi32 puts two tokens in one vector and one madd / dpwssd against the
+ *   sub-block scales gives both tokens' scaled sums;
+ * - four tokens (a quad) finish their horizontal sums (sumi and, for Q4_K / Q5_K, summins) in one transpose-and-add
+ *   tree, two super-blocks at a time, and the float steps run on vectors of 4 tokens × 2 super-blocks;
+ * - a quad's 8 block lanes × 4 tokens live in a small array (the lane index changes every step; in registers it
+ *   would take a broadcast and a masked add) and are folded 8/4/2/1 at the end;
+ * - scales are unpacked in general registers, away from the two vector ports.
+ * Integer sums are exact in any order; per token the float operations are exactly those of docs/kernels.md (and of
+ * the one-token kernels), so each token gets the same bits. Inside a quad the tokens sit in the order 0, 2, 1, 3
+ * (QUAD_POS), which lets the first reduction step use shifts instead of shuffles.
+ */
+#define KN_XB 256 /* per token and super-block: the 256 int8 activations, re-laid */
+static const int QUAD_POS[4] = {0, 2, 1, 3}; /* element k of a quad vector holds token 4q + QUAD_POS[k] */
+
+/* s0 = [t0a, t0b, t1a, t1b], s1 = [t2a, t2b, t3a, t3b] per chunk → [t0, t2, t1, t3] (QUAD_POS): shifts and adds
+ * instead of shuffles, which would all need p5 */
+AI __m512i pair_sums(__m512i s0, __m512i s1) {
+  const __m512i a = _mm512_add_epi32(s0, _mm512_srli_epi64(s0, 32));
+  return _mm512_mask_add_epi32(a, (__mmask16)0xaaaa, s1, _mm512_slli_epi64(s1, 32));
+}
+
+/* chunk sums of a and b: [a0 + a2, a1 + a3, b0 + b2, b1 + b3] */
+AI __m512i chunk_pairs(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/* [a0 + a1, a2 + a3, b0 + b1, b2 + b3] */
+AI __m512i chunk_adj(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* docs/kernels.md's fold of 8 block lanes (acc + 4l: lane l of 4 tokens) for 4 tokens at once: l += l+4, l += l+2,
+ * lane 0 + lane 1. Lanes are loaded one by one: a wider load spanning several of the (narrower) stores of the lane
+ * updates could not be forwarded from them and would stall until they reach the cache. */
+AI __m128 quad_fold(const float *acc) {
+  __m128 l[4];
+  for (int i = 0; i < 4; i++) l[i] = _mm_add_ps(_mm_load_ps(acc + 4 * i), _mm_load_ps(acc + 4 * i + 16));
+  return _mm_add_ps(_mm_add_ps(l[0], l[2]), _mm_add_ps(l[1], l[3]));
+}
+
+AI void quad_store(__m128 r4, int q, int nt, float *out) {
+  float r[4];
+  _mm_storeu_ps(r, r4);
+  for (int k = 0; k < 4; k++)
+    if (4 * q + QUAD_POS[k] < nt) out[4 * q + QUAD_POS[k]] = r[k];
+}
+
+/* the 256 activations of a super-block as 4 vectors [x 64c+16k .. +16 for c = 0..3], k = 0..3 */
+static void kn_relay_x(const int8_t *x, uint8_t *dst) {
+  for (int k = 0; k < 4; k++)
+    for (int c = 0; c < 4; c++) memcpy(dst + 64 * k + 16 * c, x + 64 * c + 16 * k, 16);
+}
+
+/*
+ * Q4_K / Q5_K. The qs bytes of a super-block, as two 512-bit loads, are regrouped by 128-bit pieces into
+ * ra = [qs 0..15 | 32..47 | 64..79 | 96..111] and rb = [16..31 | 48..63 | 80..95 | 112..127], so chunk c of
+ * lo(ra), lo(rb) holds sub-block 2c (elements 0..15, 16..31) and of hi(ra), hi(rb) sub-block 2c+1; the activations
+ * are re-laid to match (kn_relay_x). Per token, two dpbusd give ae (each lane: 8 elements of sub-block 2c) and two
+ * give ao (sub-block 2c+1), so |lane| ≤ 8·31·127 < 2^15. For summins the buffer holds per super-block and quad the
+ * int16 pair sums bsums[2j] + bsums[2j+1] (|·| ≤ 32·127) as [chunk c: token at k = 0..3: (j = 2c, 2c+1)], so one
+ * madd with the mins gives [t0..t3] partials per chunk, like sumi. Buffer: x (nb·nt·256 bytes), pair sums
+ * (nb·nq·64), then d_x per quad and super-block (nq·nb·16, so two super-blocks' are one 32-byte load).
+ */
+static size_t k4n_prep_bytes(int nt, int cols) {
+  const size_t nb = (size_t)(cols / BF_QK_K), nq = (size_t)(nt + 3) / 4;
+  return nb * ((size_t)nt * KN_XB + nq * 64 + nq * 16);
+}
+
+static void k4n_prep(const bf_act_row *a, int nt, int cols, void *buf) {
+  const int nb = cols / BF_QK_K, nq = (nt + 3) / 4;
+  uint8_t *xs = buf;
+  int16_t *ps = (int16_t *)(xs + (size_t)nb * nt * KN_XB);
+  float *dxs = (float *)(ps + (size_t)nb * nq * 32);
+  for (int b = 0; b < nb; b++) {
+    for (int t = 0; t < nt; t++) kn_relay_x(a[t].q + (size_t)b * BF_QK_K, xs + ((size_t)b * nt + t) * KN_XB);
+    for (int q = 0; q < nq; q++) {
+      int16_t *p = ps + ((size_t)b * nq + q) * 32;
+      for (int k = 0; k < 4; k++) {
+        const int t = 4 * q + QUAD_POS[k];
+        const int32_t *bs = t < nt ? a[t].sums + 16 * b : NULL;
+        for (int c = 0; c < 4; c++) {
+          p[8 * c + 2 * k] = bs ? (int16_t)(bs[4 * c] + bs[4 * c + 1]) : 0;
+          p[8 * c + 2 * k + 1] = bs ? (int16_t)(bs[4 * c + 2] + bs[4 * c + 3]) : 0;
+        }
+        dxs[((size_t)q * nb + b) * 4 + k] = bs ? a[t].d[b] : 0.0f; /* unused token slots give v = 0, never read */
+      }
+    }
+  }
+}
+
+/* vpshufb indexes into a broadcast 8 bytes: chunk c → byte 2c as 8 int16; byte 2c+1 as 8 int16; (2c, 2c+1) ×4 */
+#define E8(j) j, -1, j, -1, j, -1, j, -1, j, -1, j, -1, j, -1, j, -1
+#define MP4(j) j, -1, j + 1, -1, j, -1, j + 1, -1, j, -1, j + 1, -1, j, -1, j + 1, -1
+static const int8_t K4N_IDX[3][64] = {{E8(0), E8(2), E8(4), E8(6)},
+                                      {E8(1), E8(3), E8(5), E8(7)},
+                                      {MP4(0), MP4(2), MP4(4), MP4(6)}};
+
+typedef struct {
+  __m512i m4, bit4, i_sce, i_sco, i_m, rot_e, rot_o;
+} k4n_consts;
+
+/*
+ * The integer part of one super-block for every quad: v[q] = sumi and m[q] = summins partials, [t0..t3] per chunk.
+ * xb, psb: this super-block's activations and pair sums.
+ */
+AI void k4n_sums(const uint8_t *blk, const uint8_t *xb, const int16_t *psb, int nt, int has_high, const k4n_consts *k,
+                 __m512i *v, __m512i *m) {
+  const int nq = (nt + 3) / 4;
+  /* k4_scales on general registers (compiled to xmm code, this work would take the vector ports) */
+  uint64_t w01;
+  uint32_t w2;
+  memcpy(&w01, blk + 4, 8);
+  memcpy(&w2, blk + 12, 4);
+  __asm__("" : "+r"(w01), "+r"(w2));
+  const uint64_t lo6 = 0x3f3f3f3f3f3f3f3full, top2 = 0x0303030303030303ull;
+  const uint64_t hi = (uint64_t)(w2 & 0x0f0f0f0fu) | (uint64_t)((w2 >> 4) & 0x0f0f0f0fu) << 32; /* [sc 4..7 | m 4..7] low nibbles */
+  const uint64_t up = ((w01 >> 6) & top2) << 4;                                                 /* their bits 4-5 */
+  uint64_t scm_lo = w01 & lo6, scm_hi = hi | up;                                                /* [sc 0..3 | m 0..3], [sc 4..7 | m 4..7] */
+  __asm__("" : "+r"(scm_lo), "+r"(scm_hi));
+  const uint64_t sc8 = (scm_lo & 0xffffffffull) | scm_hi << 32, m8 = scm_lo >> 32 | (scm_hi & 0xffffffff00000000ull);
+  const __m512i scb = _mm512_set1_epi64((long long)sc8), mb = _mm512_set1_epi64((long long)m8);
+  const __m512i sce = _mm512_shuffle_epi8(scb, k->i_sce), sco = _mm512_shuffle_epi8(scb, k->i_sco), mv = _mm512_shuffle_epi8(mb, k->i_m);
+  const uint8_t *qs = blk + (has_high ? 48 : 16);
+  const __m512i q0 = _mm512_loadu_si512((const void *)qs), q1 = _mm512_loadu_si512((const void *)(qs + 64));
+  const __m512i ra = _mm512_shuffle_i64x2(q0, q1, _MM_SHUFFLE(2, 0, 2, 0)), rb = _mm512_shuffle_i64x2(q0, q1, _MM_SHUFFLE(3, 1, 3, 1));
+  __m512i wv[4] = {_mm512_and_si512(ra, k->m4), _mm512_and_si512(rb, k->m4), _mm512_and_si512(_mm512_srli_epi16(ra, 4), k->m4),
+                   _mm512_and_si512(_mm512_srli_epi16(rb, 4), k->m4)};
+  if (has_high) {
+    /* qh byte e, bit j = fifth bit of element e of sub-block j: elements 0..15 / 16..31 in every chunk. Chunk c
+     * wants bit s = 2c (2c + 1) of each byte in bit 4: a 32-bit rotate by 4 − s keeps it inside its byte. 0xf8 = a | (b & c) */
+    const __m512i ha = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 16)));
+    const __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 32)));
+    wv[0] = _mm512_ternarylogic_epi32(wv[0], _mm512_rolv_epi32(ha, k->rot_e), k->bit4, 0xf8);
+    wv[1] = _mm512_ternarylogic_epi32(wv[1], _mm512_rolv_epi32(hb, k->rot_e), k->bit4, 0xf8);
+    wv[2] = _mm512_ternarylogic_epi32(wv[2], _mm512_rolv_epi32(ha, k->rot_o), k->bit4, 0xf8);
+    wv[3] = _mm512_ternarylogic_epi32(wv[3], _mm512_rolv_epi32(hb, k->rot_o), k->bit4, 0xf8);
+  }
+  for (int q = 0; q < nq; q++) {
+    __m512i s[2]; /* s[p]: tokens 4q + 2p (elements 0, 1 of each chunk) and 4q + 2p + 1 (elements 2, 3) */
+    for (int p = 0; p < 2; p++) {
+      if (4 * q + 2 * p >= nt) {
+        s[p] = _mm512_setzero_si512();
+        continue;
+      }
+      __m512i ae[2], ao[2];
+      for (int u = 0; u < 2; u++) {
+        const int t = 4 * q + 2 * p + u;
+        if (t < nt) {
+          const __m512i *x = (const __m512i *)(xb + (size_t)t * KN_XB);
+          ae[u] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], _mm512_load_si512(x)), wv[1], _mm512_load_si512(x + 1));
+          ao[u] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[2], _mm512_load_si512(x + 2)), wv[3], _mm512_load_si512(x + 3));
+        } else {
+          ae[u] = ao[u] = _mm512_setzero_si512();
+        }
+      }
+      /* per chunk: [t: sc·(lanes 0+1), sc·(lanes 2+3), t+1: …], both sub-blocks of the chunk */
+      s[p] = _mm512_dpwssd_epi32(_mm512_madd_epi16(_mm512_packs_epi32(ae[0], ae[1]), sce), _mm512_packs_epi32(ao[0], ao[1]), sco);
+    }
+    v[q] = pair_sums(s[0], s[1]);
+    m[q] = _mm512_madd_epi16(mv, _mm512_load_si512((const void *)(psb + (size_t)q * 32)));
+  }
+}
+
+AI void k4n(const uint8_t *w, const void *buf, int nt, int cols, int has_high, float *out) {
+  const size_t bytes = has_high ? Q5_K_BYTES : Q4_K_BYTES;
+  const int nb = cols / BF_QK_K, nq = (nt + 3) / 4;
+  const uint8_t *xs = buf;
+  const int16_t *ps = (const int16_t *)(xs + (size_t)nb * nt * KN_XB);
+  const float *dxs = (const float *)(ps + (size_t)nb * nq * 32);
+  k4n_consts k;
+  k.m4 = _mm512_set1_epi8(0x0f);
+  k.bit4 = _mm512_set1_epi8(0x10);
+  k.i_sce = _mm512_loadu_si512((const void *)K4N_IDX[0]);
+  k.i_sco = _mm512_loadu_si512((const void *)K4N_IDX[1]);
+  k.i_m = _mm512_loadu_si512((const void *)K4N_IDX[2]);
+  k.rot_e = _mm512_setr_epi32(4, 4, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0, 30, 30, 30, 30);
+  k.rot_o = _mm512_setr_epi32(3, 3, 3, 3, 1, 1, 1, 1, 31, 31, 31, 31, 29, 29, 29, 29);
+  /* F16 pairs (d_w, dmin_w) of super-blocks b, b+1 → [d_w(b) ×4, d_w(b+1) ×4 | dmin_w(b) ×4, dmin_w(b+1) ×4] */
+  const __m256i dd_idx = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5, 2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7);
+  /* block lanes per quad: acc[q][l] = 4 tokens */
+  _Alignas(64) float acc[2][8][4];
+  for (int q = 0; q < nq; q++) {
+    _mm512_store_ps(acc[q][0], _mm512_setzero_ps());
+    _mm512_store_ps(acc[q][4], _mm512_setzero_ps());
+  }
+  /* an odd super-block count starts with a single one, so that the row ends on a pair and the longer chain of the
+   * single overlaps with the pairs */
+  int b = 0;
+  if (nb & 1) {
+    const uint8_t *blk = w;
+    __m512i v0[2], m0[2];
+    k4n_sums(blk, xs, ps, nt, has_high, &k, v0, m0);
+    uint64_t dd = 0;
+    memcpy(&dd, blk, 4);
+    /* [d_w ×4 | dmin_w ×4] */
+    const __m256 dwm = _mm256_cvtph_ps(_mm_shuffle_epi8(_mm_cvtsi64_si128((long long)dd),
+                                                        _mm_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3)));
+    for (int q = 0; q < nq; q++) {
+      /* [sumi | summins | sumi | summins] */
+      const __m512i z = chunk_adj(chunk_pairs(v0[q], m0[q]), chunk_pairs(v0[q], m0[q]));
+      const __m256 dx = _mm256_broadcast_ps((const __m128 *)(dxs + (size_t)q * nb * 4));
+      const __m256 pr = _mm256_mul_ps(_mm256_mul_ps(dwm, dx), _mm256_cvtepi32_ps(_mm512_castsi512_si256(z)));
+      _mm_store_ps(acc[q][0], _mm_add_ps(_mm_setzero_ps(), _mm_sub_ps(_mm256_castps256_ps128(pr), _mm256_extractf128_ps(pr, 1))));
+    }
+    b = 1;
+  }
+  for (; b < nb; b += 2) {
+    const uint8_t *blk = w + (size_t)b * bytes;
+    __m512i v0[2], m0[2], v1[2], m1[2];
+    k4n_sums(blk, xs + (size_t)b * nt * KN_XB, ps + (size_t)b * nq * 32, nt, has_high, &k, v0, m0);
+    k4n_sums(blk + bytes, xs + (size_t)(b + 1) * nt * KN_XB, ps + (size_t)(b + 1) * nq * 32, nt, has_high, &k, v1, m1);
+    uint32_t d0, d1;
+    memcpy(&d0, blk, 4);
+    memcpy(&d1, blk + bytes, 4);
+    const uint64_t dd = (uint64_t)d1 << 32 | d0;
+    const __m512 dwm = _mm512_cvtph_ps(_mm256_shuffle_epi8(_mm256_set1_epi64x((long long)dd), dd_idx));
+    const int l = b & 7; /* lanes l and l+1, or 7 and 0 */
+    for (int q = 0; q < nq; q++) {
+      /* [sumi(b) | sumi(b+1) | summins(b) | summins(b+1)], 4 tokens each */
+      const __m512i y = chunk_adj(chunk_pairs(v0[q], v1[q]), chunk_pairs(m0[q], m1[q]));
+      /* f32(d_w·d_x)·f32(sumi) and f32(dmin_w·d_x)·f32(summins) per token and super-block, then their difference
+       * (k4_value) */
+      const __m512 dx = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(dxs + ((size_t)q * nb + b) * 4))));
+      const __m512 pr = _mm512_mul_ps(_mm512_mul_ps(dwm, dx), _mm512_cvtepi32_ps(y));
+      const __m256 vb = _mm256_sub_ps(_mm512_castps512_ps256(pr), hi256_ps(pr));
+      if (l != 7) {
+        _mm256_storeu_ps(acc[q][l], _mm256_add_ps(_mm256_loadu_ps(acc[q][l]), vb));
+      } else {
+        _mm_store_ps(acc[q][7], _mm_add_ps(_mm_load_ps(acc[q][7]), _mm256_castps256_ps128(vb)));
+        _mm_store_ps(acc[q][0], _mm_add_ps(_mm_load_ps(acc[q][0]), _mm256_extractf128_ps(vb, 1)));
+      }
+    }
+  }
+  for (int q = 0; q < nq; q++) quad_store(quad_fold(acc[q][0]), q, nt, out);
+}
+AI void dotn_q4_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)a; k4n(w, buf, nt, cols, 0, out); }
+AI void dotn_q5_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)a; k4n(w, buf, nt, cols, 1, out); }
 static void dotn_q4_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q4_k_k) }
 static void dotn_q5_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q5_k_k) }
+static const bf_dotn Q4_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q4_k};
+static const bf_dotn Q5_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q5_k};
+
+/*
+ * Q6_K for small batches, in the same way (see the Q4_K / Q5_K comment above): the quants are unpacked to 4 vectors
+ * of 64 consecutive elements (chunk c of vector k = sub-block 4k + c), so the activations are used as they are.
+ * Per token one dpbusd per vector; each int32 lane (4 elements) is at most 4·63·127 < 2^15, so packs_epi32 pairs
+ * tokens before madd / dpwssd with the sub-block scales. −32·Σ sc_j·bsums_j is added by two dpwssd per quad from
+ * the negated bsums (|·| ≤ 16·127) laid out [chunk c: token at k: (j = 2c, 2c+1)] and [… (j = 8+2c, 9+2c)]
+ * against 32·sc. Buffer: those (nb·nq·128 bytes), then d_x per quad and super-block (nq·nb·16).
+ */
+static size_t q6n_prep_bytes(int nt, int cols) {
+  const size_t nb = (size_t)(cols / BF_QK_K), nq = (size_t)(nt + 3) / 4;
+  return nb * nq * (128 + 16);
+}
+
+static void q6n_prep(const bf_act_row *a, int nt, int cols, void *buf) {
+  const int nb = cols / BF_QK_K, nq = (nt + 3) / 4;
+  int16_t *bs = buf;
+  float *dxs = (float *)(bs + (size_t)nb * nq * 64);
+  for (int b = 0; b < nb; b++)
+    for (int q = 0; q < nq; q++) {
+      int16_t *p = bs + ((size_t)b * nq + q) * 64;
+      for (int k = 0; k < 4; k++) {
+        const int t = 4 * q + QUAD_POS[k];
+        const int32_t *s = t < nt ? a[t].sums + 16 * b : NULL;
+        for (int c = 0; c < 4; c++)
+          for (int h = 0; h < 2; h++) {
+            p[32 * h + 8 * c + 2 * k] = s ? (int16_t)-s[8 * h + 2 * c] : 0;
+            p[32 * h + 8 * c + 2 * k + 1] = s ? (int16_t)-s[8 * h + 2 * c + 1] : 0;
+          }
+        dxs[((size_t)q * nb + b) * 4 + k] = s ? a[t].d[b] : 0.0f;
+      }
+    }
+}
+
+typedef struct {
+  __m512i m4, m30, hshift, pidx[2], sidx[4];
+} q6n_consts;
+
+/* the integer part of super-block b for every quad: v[q] = sumi partials, [t0..t3] per chunk (QUAD_POS order) */
+AI void q6n_sums(const uint8_t *blk, const bf_act_row *a, int b, const int16_t *bsb, int nt, const q6n_consts *k, __m512i *v) {
+  const int nq = (nt + 3) / 4;
+  __m512i wv[4];
+  for (int n = 0; n < 2; n++) {
+    const __m512i l = _mm512_loadu_si512((const void *)(blk + 64 * n)); /* ql: low 4 bits of 128n + 0..63 | 64..127 */
+    /* [qh | qh >> 2] (16-bit shifts): bits 0-1 of byte i are the high bits of element 128n + i, bits 4-5 of 128n + 64 + i */
+    const __m512i h = _mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * n))), k->hshift);
+    /* 0xec = (a & c) | b */
+    wv[2 * n] = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_slli_epi16(h, 4), k->m30), k->m4, 0xec);
+    wv[2 * n + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(h, k->m30), k->m4, 0xec);
+  }
+  const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192))));
+  __m512i sc[4];
+  for (int i = 0; i < 4; i++) sc[i] = _mm512_permutexvar_epi16(k->sidx[i], sc16); /* chunk c: sc_4i+c as 8 int16 */
+  const __m512i sc32 = _mm512_slli_epi16(sc16, 5);
+  const __m512i scp0 = _mm512_permutexvar_epi32(k->pidx[0], sc32), scp1 = _mm512_permutexvar_epi32(k->pidx[1], sc32);
+  for (int q = 0; q < nq; q++) {
+    __m512i s[2]; /* s[p]: tokens 4q + 2p (elements 0, 1 of each chunk) and 4q + 2p + 1 (elements 2, 3) */
+    for (int p = 0; p < 2; p++) {
+      if (4 * q + 2 * p >= nt) {
+        s[p] = _mm512_setzero_si512();
+        continue;
+      }
+      __m512i d[2][4];
+      for (int u = 0; u < 2; u++) {
+        const int t = 4 * q + 2 * p + u;
+        for (int i = 0; i < 4; i++)
+          d[u][i] = t < nt ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[i], _mm512_loadu_si512((const void *)(a[t].q + (size_t)b * BF_QK_K + 64 * i)))
+                           : _mm512_setzero_si512();
+      }
+      __m512i acc = _mm512_madd_epi16(_mm512_packs_epi32(d[0][0], d[1][0]), sc[0]);
+      for (int i = 1; i < 4; i++) acc = _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(d[0][i], d[1][i]), sc[i]);
+      s[p] = acc;
+    }
+    const __m512i *bq = (const __m512i *)(bsb + (size_t)q * 64);
+    v[q] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(pair_sums(s[0], s[1]), _mm512_load_si512(bq), scp0), _mm512_load_si512(bq + 1), scp1);
+  }
+}
+
+AI void q6n(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) {
+  const int nb = cols / BF_QK_K, nq = (nt + 3) / 4;
+  const int16_t *bs = buf;
+  const float *dxs = (const float *)(bs + (size_t)nb * nq * 64);
+  q6n_consts k;
+  k.m4 = _mm512_set1_epi8(0x0f);
+  k.m30 = _mm512_set1_epi8(0x30);
+  k.hshift = _mm512_setr_epi64(0, 0, 0, 0, 0x0002000200020002ll, 0x0002000200020002ll, 0x0002000200020002ll, 0x0002000200020002ll);
+  k.pidx[0] = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  k.pidx[1] = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
+  for (int i = 0; i < 4; i++) k.sidx[i] = load_idx(Q6_SCALE_IDX[i]);
+  _Alignas(64) float acc[2][8][4];
+  for (int q = 0; q < nq; q++) {
+    _mm512_store_ps(acc[q][0], _mm512_setzero_ps());
+    _mm512_store_ps(acc[q][4], _mm512_setzero_ps());
+  }
+  /* an odd count starts with a single super-block, as in k4n */
+  int b = 0;
+  if (nb & 1) {
+    __m512i v0[2];
+    q6n_sums(w, a, 0, bs, nt, &k, v0);
+    const __m128 d6 = _mm_set1_ps(bf_load_f16(w + 208));
+    for (int q = 0; q < nq; q++) {
+      const __m512i z = chunk_pairs(v0[q], v0[q]);
+      const __m128 y = _mm_cvtepi32_ps(_mm512_castsi512_si128(chunk_adj(z, z)));
+      const __m128 pr = _mm_mul_ps(_mm_mul_ps(d6, _mm_load_ps(dxs + (size_t)q * nb * 4)), y);
+      _mm_store_ps(acc[q][0], _mm_add_ps(_mm_load_ps(acc[q][0]), pr));
+    }
+    b = 1;
+  }
+  for (; b < nb; b += 2) {
+    const uint8_t *blk = w + (size_t)b * Q6_K_BYTES;
+    __m512i v0[2], v1[2];
+    q6n_sums(blk, a, b, bs + (size_t)b * nq * 64, nt, &k, v0);
+    q6n_sums(blk + Q6_K_BYTES, a, b + 1, bs + (size_t)(b + 1) * nq * 64, nt, &k, v1);
+    /* [d_w(b) ×4 | d_w(b+1) ×4] */
+    const uint32_t dd = bf_load_u16(blk + 208) | (uint32_t)bf_load_u16(blk + Q6_K_BYTES + 208) << 16;
+    const __m256 d6 = _mm256_cvtph_ps(_mm_shuffle_epi8(_mm_cvtsi32_si128((int)dd), _mm_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3)));
+    const int l = b & 7; /* lanes l and l+1, or 7 and 0 */
+    for (int q = 0; q < nq; q++) {
+      const __m512i z = chunk_pairs(v0[q], v1[q]);
+      /* [sumi(b) | sumi(b+1)] per token; f32(f32(d_w·d_x)·f32(sumi)) */
+      const __m256 y = _mm256_cvtepi32_ps(_mm512_castsi512_si256(chunk_adj(z, z)));
+      const __m256 vb = _mm256_mul_ps(_mm256_mul_ps(d6, _mm256_loadu_ps(dxs + ((size_t)q * nb + b) * 4)), y);
+      if (l != 7) {
+        _mm256_storeu_ps(acc[q][l], _mm256_add_ps(_mm256_loadu_ps(acc[q][l]), vb));
+      } else {
+        _mm_store_ps(acc[q][7], _mm_add_ps(_mm_load_ps(acc[q][7]), _mm256_castps256_ps128(vb)));
+        _mm_store_ps(acc[q][0], _mm_add_ps(_mm_load_ps(acc[q][0]), _mm256_extractf128_ps(vb, 1)));
+      }
+    }
+  }
+  for (int q = 0; q < nq; q++) quad_store(quad_fold(acc[q][0]), q, nt, out);
+}
+AI void dotn_q6_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q6n(w, a, buf, nt, cols, out); }
 static void dotn_q6_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q6_k_k) }
-static const bf_dotn Q4_K_DOTN = {dotn_no_prep_bytes, dotn_no_prep, dotn_q4_k};
-static const bf_dotn Q5_K_DOTN = {dotn_no_prep_bytes, dotn_no_prep, dotn_q5_k};
-static const bf_dotn Q6_K_DOTN = {dotn_no_prep_bytes, dotn_no_prep, dotn_q6_k};
+static const bf_dotn Q6_K_DOTN = {q6n_prep_bytes, q6n_prep, dotn_q6_k};
 
 static float dot_q6_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; q6_k(w, a, 1, cols, &r); return r; }
 static void dot4_q6_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q6_k(w, a, 4, cols, out); }
