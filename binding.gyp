@@ -12,6 +12,7 @@
         "native/dot_kquants.c",
         "native/dot_avx512.c",
         "native/attention.c",
+        "native/ops.c",
         "native/amx.c"
       ],
       "defines": ["NAPI_VERSION=8"],

@@ -4,6 +4,8 @@
  *   matmul(handle, out, wBytes, type, rows, cols, x, nTok, scalar)
  *   attention(handle, out, q, nTok, nPos, cacheOf, keys[], values[], nHeads, nKvHeads, headDim, scalar)
  *   swiglu(handle, gate, up, n, scalar)        exp(out, x, scalar)
+ *   rmsNorm(out, x, weight, nRows, dim, eps, scalar)     add(a, b, n, scalar)     addBias(a, bias, rows, n, scalar)
+ *   rope(x, nTok, nHeads, headDim, ropeDims, positions, cos, sin, neox, scalar)
  *   mapFileRange(path, offset, length) → Uint8Array (read-only mmap; unmapped when collected)
  *   allocAligned(bytes) → Uint8Array | null (64-byte aligned, zeroed; null if external buffers are refused)
  *   simdLevel() → "avx512" | "avx2" | "scalar"
@@ -28,6 +30,7 @@
 #include "attention.h"
 #include "butterfly.h"
 #include "matmul.h"
+#include "ops.h"
 #include "pool.h"
 
 /* Below this many weight bytes × tokens, one thread finishes before helpers would have started paying off. */
@@ -448,6 +451,113 @@ static napi_value exp_array(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+/* ---- per-token ops (ops.c): small, so they run on the calling thread; no pool handle ---- */
+
+/* a and b are the same array or do not overlap (a partial overlap would make element order visible) */
+static int same_or_apart(const void *a, size_t a_bytes, const void *b, size_t b_bytes) {
+  return a == b || !ranges_overlap(a, a_bytes, b, b_bytes);
+}
+
+static napi_value rms_norm(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  napi_value undef = get_args(env, info, 7, argv);
+  if (!undef) return NULL;
+  float *out, *x, *w;
+  size_t out_len, x_len, w_len;
+  int64_t n_rows, dim;
+  double eps;
+  bool scalar = false;
+  if (get_typed(env, argv[0], napi_float32_array, (void **)&out, &out_len) ||
+      get_typed(env, argv[1], napi_float32_array, (void **)&x, &x_len) ||
+      get_typed(env, argv[2], napi_float32_array, (void **)&w, &w_len) || get_int64(env, argv[3], &n_rows) ||
+      get_int64(env, argv[4], &dim))
+    return NULL;
+  CHECK(env, napi_get_value_double(env, argv[5], &eps));
+  CHECK(env, napi_get_value_bool(env, argv[6], &scalar));
+  if (dim < 1 || dim > 0x7fffffff) THROW_RANGE(env, "dim must be between 1 and 2^31 - 1");
+  if ((uint64_t)dim > w_len) THROW_RANGE(env, "weight is shorter than dim");
+  if ((uint64_t)n_rows > x_len / (uint64_t)dim || (uint64_t)n_rows > out_len / (uint64_t)dim)
+    THROW_RANGE(env, "x and out need nRows × dim values");
+  if (n_rows == 0) return undef;
+  const size_t bytes = (size_t)(n_rows * dim) * 4;
+  if (!same_or_apart(out, bytes, x, bytes)) THROW_RANGE(env, "out must be x itself or not overlap it");
+  if (ranges_overlap(out, bytes, w, (size_t)dim * 4)) THROW_RANGE(env, "out must not overlap weight");
+  bf_rmsnorm_rows(out, x, w, n_rows, (int)dim, eps, scalar ? 1 : 0);
+  return undef;
+}
+
+static napi_value add(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  napi_value undef = get_args(env, info, 4, argv);
+  if (!undef) return NULL;
+  float *a, *b;
+  size_t a_len, b_len;
+  int64_t n;
+  bool scalar = false;
+  if (get_typed(env, argv[0], napi_float32_array, (void **)&a, &a_len) ||
+      get_typed(env, argv[1], napi_float32_array, (void **)&b, &b_len) || get_int64(env, argv[2], &n))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[3], &scalar));
+  if ((uint64_t)n > a_len || (uint64_t)n > b_len) THROW_RANGE(env, "a and b need n elements");
+  if (!same_or_apart(a, (size_t)n * 4, b, (size_t)n * 4)) THROW_RANGE(env, "a and b must be the same array or not overlap");
+  bf_add(a, b, n, scalar ? 1 : 0);
+  return undef;
+}
+
+static napi_value add_bias(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  napi_value undef = get_args(env, info, 5, argv);
+  if (!undef) return NULL;
+  float *a, *bias;
+  size_t a_len, bias_len;
+  int64_t rows, n;
+  bool scalar = false;
+  if (get_typed(env, argv[0], napi_float32_array, (void **)&a, &a_len) ||
+      get_typed(env, argv[1], napi_float32_array, (void **)&bias, &bias_len) || get_int64(env, argv[2], &rows) ||
+      get_int64(env, argv[3], &n))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[4], &scalar));
+  if ((uint64_t)n > bias_len) THROW_RANGE(env, "bias is shorter than n");
+  if (n == 0 || rows == 0) return undef;
+  if ((uint64_t)rows > a_len / (uint64_t)n) THROW_RANGE(env, "a needs rows × n elements");
+  if (ranges_overlap(a, (size_t)(rows * n) * 4, bias, (size_t)n * 4)) THROW_RANGE(env, "a must not overlap bias");
+  bf_add_bias(a, bias, rows, n, scalar ? 1 : 0);
+  return undef;
+}
+
+static napi_value rope(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  napi_value undef = get_args(env, info, 10, argv);
+  if (!undef) return NULL;
+  float *x, *cs, *sn;
+  int32_t *pos;
+  size_t x_len, pos_len, cs_len, sn_len;
+  int64_t n_tok, n_heads, head_dim, rope_dims;
+  bool neox = false, scalar = false;
+  if (get_typed(env, argv[0], napi_float32_array, (void **)&x, &x_len) || get_int64(env, argv[1], &n_tok) ||
+      get_int64(env, argv[2], &n_heads) || get_int64(env, argv[3], &head_dim) || get_int64(env, argv[4], &rope_dims) ||
+      get_typed(env, argv[5], napi_int32_array, (void **)&pos, &pos_len) ||
+      get_typed(env, argv[6], napi_float32_array, (void **)&cs, &cs_len) ||
+      get_typed(env, argv[7], napi_float32_array, (void **)&sn, &sn_len))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[8], &neox));
+  CHECK(env, napi_get_value_bool(env, argv[9], &scalar));
+  if (n_heads < 1 || n_heads > 65536 || head_dim < 1 || head_dim > 65536) THROW_RANGE(env, "nHeads and headDim must be between 1 and 65536");
+  if (rope_dims < 0 || rope_dims % 2 != 0 || rope_dims > head_dim) THROW_RANGE(env, "ropeDims must be even and at most headDim");
+  const uint64_t row = (uint64_t)n_heads * (uint64_t)head_dim, half = (uint64_t)rope_dims / 2;
+  if ((uint64_t)n_tok > pos_len) THROW_RANGE(env, "positions needs nTok entries");
+  if ((uint64_t)n_tok > x_len / row) THROW_RANGE(env, "x is shorter than nTok × nHeads·headDim");
+  if (n_tok == 0 || half == 0) return undef;
+  for (int64_t t = 0; t < n_tok; t++)
+    if (pos[t] < 0 || ((uint64_t)pos[t] + 1) * half > cs_len || ((uint64_t)pos[t] + 1) * half > sn_len)
+      THROW_RANGE(env, "a position is negative or outside the cos/sin tables");
+  const size_t x_bytes = (size_t)((uint64_t)n_tok * row) * 4;
+  if (ranges_overlap(x, x_bytes, cs, cs_len * 4) || ranges_overlap(x, x_bytes, sn, sn_len * 4))
+    THROW_RANGE(env, "x must not overlap the cos/sin tables");
+  bf_rope_rows(x, n_tok, (int)n_heads, (int)head_dim, (int)rope_dims, pos, cs, sn, neox ? 1 : 0, scalar ? 1 : 0);
+  return undef;
+}
+
 typedef struct {
   void *base;
   size_t length;
@@ -582,6 +692,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"attention", NULL, attention, NULL, NULL, NULL, napi_enumerable, NULL},
       {"swiglu", NULL, swiglu, NULL, NULL, NULL, napi_enumerable, NULL},
       {"exp", NULL, exp_array, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"add", NULL, add, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"addBias", NULL, add_bias, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rope", NULL, rope, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mapFileRange", NULL, map_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"allocAligned", NULL, alloc_aligned, NULL, NULL, NULL, napi_enumerable, NULL},
       {"simdLevel", NULL, simd_level, NULL, NULL, NULL, napi_enumerable, NULL},

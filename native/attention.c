@@ -3,13 +3,15 @@
  * transcription of the TypeScript kernels (src/engine/kernels/ts.ts). The AVX-512 path performs the same IEEE
  * operations on every element, only several independent elements at a time:
  *  - q·k: lanes are 8 *positions* (never dimensions): each lane runs its own double sum over d in order, so 8 key
- *    rows are transposed into a small double buffer first.
+ *    rows are transposed (as floats, 16 columns per 24 shuffles) into a small buffer first, and each column is
+ *    converted to double as the sums load it.
  *  - q·k and Σ w·v use fused multiply-add on doubles. That is exact here, not a contraction: both factors are
  *    float32 values, so their product has at most 48 significant bits and is exact in double; fma(a, b, c) =
  *    round(a·b + c) = round(round(a·b) + c), which is the separate multiply and add of the contract.
  *  - Σ w·v: lanes are 8 output dimensions, each its own sum over positions in order.
- * The heads of a GQA group share work that does not touch any result: the transposed keys (2 heads per pass over
- * them) and the double conversion of each value row (up to 4 heads per pass).
+ * The heads of a GQA group share work that does not touch any result: the transposed and converted keys and the
+ * double conversion of each value row (up to 4 heads per pass over them). A software prefetch cursor runs a few
+ * rows ahead of the reads (see pf_row): in the model the caches come from DRAM.
  */
 #include "attention.h"
 
@@ -23,17 +25,18 @@
 #define BF_ATTN_AVX512 1
 #endif
 
-/* positions per q·k step on the AVX-512 path: 4 blocks of 8, so 4 independent add chains per head (8 for a pair) */
-#define QK_BLOCKS 4
-#define QK_STEP (8 * QK_BLOCKS)
+/* blocks of 8 positions per q·k step on the AVX-512 path (half as many when a group has more than 2 heads) */
+#define QK_MAX_BLOCKS 8
+#define QK_STEP (8 * QK_MAX_BLOCKS)
 
+static inline int imin(int a, int b) { return a < b ? a : b; }
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 static size_t score_stride(int max_pos) { return ((size_t)max_pos + QK_STEP - 1) / QK_STEP * QK_STEP; }
 
 size_t bf_attention_scratch_bytes(int n_heads, int n_kv_heads, int head_dim, int max_pos) {
   const size_t group = (size_t)(n_heads / n_kv_heads), hd = (size_t)head_dim;
   return round64(group * score_stride(max_pos) * sizeof(float)) /* scores, then weights, per head of the group */
-         + round64(QK_BLOCKS * 8 * hd * sizeof(double))          /* transposed keys (AVX-512) */
+         + round64(QK_MAX_BLOCKS * 8 * hd * sizeof(float))       /* transposed keys (AVX-512) */
          + round64(group * hd * sizeof(double))                  /* q of the group as doubles */
          + round64(hd * sizeof(double))                           /* Σ w·v accumulators (portable path) */
          + round64(group * sizeof(double));                       /* softmax sums */
@@ -41,7 +44,7 @@ size_t bf_attention_scratch_bytes(int n_heads, int n_kv_heads, int head_dim, int
 
 typedef struct {
   float *scores;
-  double *kt;
+  float *kt;
   double *qd;
   double *acc;
   double *sums;
@@ -54,8 +57,8 @@ static scratch_t carve(const bf_attention_job *J, uint8_t *s) {
   r.stride = score_stride(J->max_pos);
   r.scores = (float *)s;
   s += round64(group * r.stride * sizeof(float));
-  r.kt = (double *)s;
-  s += round64(QK_BLOCKS * 8 * hd * sizeof(double));
+  r.kt = (float *)s;
+  s += round64(QK_MAX_BLOCKS * 8 * hd * sizeof(float));
   r.qd = (double *)s;
   s += round64(group * hd * sizeof(double));
   r.acc = (double *)s;
@@ -136,8 +139,102 @@ static void item_scalar(const bf_attention_job *J, int64_t t, int g, const scrat
 #ifdef BF_ATTN_AVX512
 #include <immintrin.h>
 
-/* Columns d..d+7 of 8 rows, as 8 vectors of the 8 rows' values (row j in lane j), converted to double. */
-AI void transpose8(const float *const rows[8], int d, double *dst /* [8 columns][8 lanes] */) {
+/*
+ * Software prefetch. In a decode step a layer's caches come from DRAM: the rest of the step (every other layer's
+ * weights and caches, ~180 MB at 16 sequences of the medium model) evicted them. With demand loads alone an item
+ * alternated between waiting for rows and computing on them, so in the model the kernel took about the sum of its
+ * memory time and its compute time (~2.3x its cache-hot time). A cursor walks the rows in the order the thread
+ * reads them (item by item: its keys, then its values), PF_LEAD_ROWS rows ahead and one row per row consumed, so
+ * the misses are spread over the computation. Longer leads were not faster: software prefetches occupy the core's
+ * few line-fill buffers until the line arrives.
+ */
+#define PF_LEAD_ROWS 8
+
+typedef struct {
+  const bf_attention_job *job;
+  int64_t item, end; /* the item being prefetched; the thread's range ends at `end` */
+  const char *base;  /* keys or values of that item's KV head */
+  int64_t stride;    /* bytes between positions */
+  int row, n_rows, values, row_bytes;
+} pf_cursor;
+
+static void pf_item(pf_cursor *c) {
+  const bf_attention_job *J = c->job;
+  c->row = 0;
+  c->values = 0;
+  if (c->item >= c->end) { c->n_rows = 0; return; }
+  const int64_t t = c->item / J->n_kv_heads;
+  const int g = (int)(c->item % J->n_kv_heads);
+  c->base = (const char *)(J->keys[t] + (int64_t)g * J->head_dim);
+  c->n_rows = J->n_pos[t];
+}
+
+static pf_cursor pf_start(const bf_attention_job *J, int64_t begin, int64_t end) {
+  pf_cursor c;
+  c.job = J;
+  c.item = begin;
+  c.end = end;
+  c.stride = (int64_t)J->n_kv_heads * J->head_dim * 4;
+  c.row_bytes = J->head_dim * 4;
+  pf_item(&c);
+  return c;
+}
+
+/* Prefetch the cursor's next row and move on (to the values after the keys, then to the next item). */
+AI void pf_row(pf_cursor *c) {
+  while (c->row >= c->n_rows) {
+    if (c->item >= c->end) return;
+    if (!c->values) {
+      const bf_attention_job *J = c->job;
+      const int64_t t = c->item / J->n_kv_heads;
+      const int g = (int)(c->item % J->n_kv_heads);
+      c->base = (const char *)(J->values[t] + (int64_t)g * J->head_dim);
+      c->values = 1;
+      c->row = 0;
+    } else {
+      c->item++;
+      pf_item(c);
+    }
+  }
+  const char *r = c->base + (int64_t)c->row * c->stride;
+  for (int o = 0; o < c->row_bytes; o += 64) _mm_prefetch(r + o, _MM_HINT_T0);
+  _mm_prefetch(r + c->row_bytes - 1, _MM_HINT_T0); /* rows need not start on a cache line */
+  c->row++;
+}
+
+/* Columns d..d+15 of 8 rows into dst[c][8] (c = 0..15, row j in lane j): 24 in-register shuffles for 128 floats.
+ * The keys stay float here; q·k converts each column to double as it loads it. */
+AI void transpose8x16(const float *const rows[8], int d, float *dst) {
+  __m512 z[8];
+  for (int j = 0; j < 8; j++) z[j] = _mm512_loadu_ps(rows[j] + d);
+  /* per 128-bit lane L (columns 4L..4L+3): pairs of rows interleaved, then quads */
+  __m512 t[8], u[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(z[2 * i], z[2 * i + 1]);     /* r0c0 r1c0 r0c1 r1c1 */
+    t[2 * i + 1] = _mm512_unpackhi_ps(z[2 * i], z[2 * i + 1]); /* r0c2 r1c2 r0c3 r1c3 */
+  }
+  for (int i = 0; i < 2; i++) { /* rows 4i..4i+3 */
+    const __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d b0 = _mm512_castps_pd(t[4 * i + 2]), b1 = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, b0)); /* lane L: rows 4i..4i+3 of column 4L */
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, b0)); /* column 4L+1 */
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, b1)); /* column 4L+2 */
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, b1)); /* column 4L+3 */
+  }
+  const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), hi = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  for (int c = 0; c < 4; c++) {
+    const __m512d a = _mm512_castps_pd(u[c]), b = _mm512_castps_pd(u[4 + c]);
+    const __m512 x = _mm512_castpd_ps(_mm512_permutex2var_pd(a, lo, b)); /* columns c | c+4 */
+    const __m512 y = _mm512_castpd_ps(_mm512_permutex2var_pd(a, hi, b)); /* columns c+8 | c+12 */
+    _mm256_store_ps(dst + 8 * c, _mm512_castps512_ps256(x));
+    _mm256_store_ps(dst + 8 * (c + 4), _mm512_extractf32x8_ps(x, 1));
+    _mm256_store_ps(dst + 8 * (c + 8), _mm512_castps512_ps256(y));
+    _mm256_store_ps(dst + 8 * (c + 12), _mm512_extractf32x8_ps(y, 1));
+  }
+}
+
+/* Columns d..d+7 of 8 rows into dst[c][8]. */
+AI void transpose8x8(const float *const rows[8], int d, float *dst) {
   __m256 r[8];
   for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(rows[j] + d);
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -148,65 +245,71 @@ AI void transpose8(const float *const rows[8], int d, double *dst /* [8 columns]
   const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
   const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
   const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 c[8] = {
-      _mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20),
-      _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
-      _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
-      _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31),
-  };
-  for (int i = 0; i < 8; i++) _mm512_store_pd(dst + 8 * i, _mm512_cvtps_pd(c[i]));
+  _mm256_store_ps(dst + 0, _mm256_permute2f128_ps(s0, s4, 0x20));
+  _mm256_store_ps(dst + 8, _mm256_permute2f128_ps(s1, s5, 0x20));
+  _mm256_store_ps(dst + 16, _mm256_permute2f128_ps(s2, s6, 0x20));
+  _mm256_store_ps(dst + 24, _mm256_permute2f128_ps(s3, s7, 0x20));
+  _mm256_store_ps(dst + 32, _mm256_permute2f128_ps(s0, s4, 0x31));
+  _mm256_store_ps(dst + 40, _mm256_permute2f128_ps(s1, s5, 0x31));
+  _mm256_store_ps(dst + 48, _mm256_permute2f128_ps(s2, s6, 0x31));
+  _mm256_store_ps(dst + 56, _mm256_permute2f128_ps(s3, s7, 0x31));
 }
 
 /* Keys of positions p0 .. p0+7 (rows past np repeat row np−1; their lanes are never stored) into kt[d][lane]. */
-static void transpose_block(const float *k, int64_t kv_dim, int hd, int p0, int np, double *kt) {
+static void transpose_block(const float *k, int64_t kv_dim, int hd, int p0, int np, float *kt, pf_cursor *pf) {
+  for (int j = p0; j < p0 + 8 && j < np; j++) pf_row(pf);
   const float *rows[8];
   for (int j = 0; j < 8; j++) rows[j] = k + (int64_t)(p0 + j < np ? p0 + j : np - 1) * kv_dim;
   int d = 0;
-  for (; d + 8 <= hd; d += 8) transpose8(rows, d, kt + (size_t)d * 8);
+  for (; d + 16 <= hd; d += 16) transpose8x16(rows, d, kt + (size_t)d * 8);
+  for (; d + 8 <= hd; d += 8) transpose8x8(rows, d, kt + (size_t)d * 8);
   for (; d < hd; d++)
     for (int j = 0; j < 8; j++) kt[(size_t)d * 8 + j] = rows[j][d];
 }
 
-/* nh heads (≤ 2) × nb blocks of 8 positions: acc[h][b] = Σ_d q_{h,d}·k_{b,d} lane-wise (d in order), then
- * f32(f32(acc)·scale). Two heads share every key load and give 8 independent add chains. */
-AI void qk_heads(const double *const qd[2], const double *kt, int hd, int nh, int nb, float scale, float *const s[2]) {
-  __m512d acc[2][QK_BLOCKS];
+/* nh heads (≤ 4) × nb blocks of 8 positions: acc[h][b] = Σ_d q_{h,d}·k_{b,d} lane-wise (d in order), then
+ * f32(f32(acc)·scale). The heads share every key conversion; nh·nb independent add chains hide the FMA latency. */
+AI void qk_heads(const double *qd, const float *kt, int hd, int nh, int nb, float scale, float *s, size_t sstride) {
+  __m512d acc[4][QK_MAX_BLOCKS];
   for (int h = 0; h < nh; h++)
     for (int b = 0; b < nb; b++) acc[h][b] = _mm512_setzero_pd();
   const size_t bstride = (size_t)hd * 8;
   for (int d = 0; d < hd; d++) {
-    __m512d k[QK_BLOCKS];
-    for (int b = 0; b < nb; b++) k[b] = _mm512_load_pd(kt + b * bstride + (size_t)d * 8);
+    __m512d k[QK_MAX_BLOCKS];
+    for (int b = 0; b < nb; b++) k[b] = _mm512_cvtps_pd(_mm256_load_ps(kt + b * bstride + (size_t)d * 8));
     for (int h = 0; h < nh; h++) {
-      const __m512d qv = _mm512_set1_pd(qd[h][d]);
+      const __m512d qv = _mm512_set1_pd(qd[(size_t)h * hd + d]);
       for (int b = 0; b < nb; b++) acc[h][b] = _mm512_fmadd_pd(qv, k[b], acc[h][b]);
     }
   }
   const __m256 sc = _mm256_set1_ps(scale);
   for (int h = 0; h < nh; h++)
-    for (int b = 0; b < nb; b++) _mm256_storeu_ps(s[h] + 8 * b, _mm256_mul_ps(_mm512_cvtpd_ps(acc[h][b]), sc));
+    for (int b = 0; b < nb; b++) _mm256_storeu_ps(s + h * sstride + 8 * b, _mm256_mul_ps(_mm512_cvtpd_ps(acc[h][b]), sc));
 }
 
+#define QK_CASE(NH, NB) \
+  case NH * 16 + NB: qk_heads(qd, S->kt, hd, NH, NB, J->scale, s, S->stride); break;
+
+/* Scores of the group's heads for positions [0, np): per step, the keys of up to `blocks` blocks of 8 positions
+ * are transposed once and used by every head. */
 static void scores_avx512(const bf_attention_job *J, const float *k, int64_t kv_dim, int np, int group,
-                          const scratch_t *S) {
+                          const scratch_t *S, pf_cursor *pf) {
   const int hd = J->head_dim;
-  for (int p0 = 0; p0 < np; p0 += QK_STEP) {
-    const int left = np - p0, nb = left >= QK_STEP ? QK_BLOCKS : (left + 7) / 8;
-    for (int b = 0; b < nb; b++) transpose_block(k, kv_dim, hd, p0 + 8 * b, np, S->kt + (size_t)b * hd * 8);
-    for (int h = 0; h < group; h += 2) {
-      const int nh = group - h >= 2 ? 2 : 1;
-      /* the stride is a multiple of QK_STEP: room for 8·nb scores */
-      const double *qd[2] = {S->qd + (size_t)h * hd, S->qd + (size_t)(h + nh - 1) * hd};
-      float *const s[2] = {S->scores + (size_t)h * S->stride + p0, S->scores + (size_t)(h + nh - 1) * S->stride + p0};
-      switch (nh * 8 + nb) { /* constant counts let the accumulators live in registers */
-        case 2 * 8 + 4: qk_heads(qd, S->kt, hd, 2, 4, J->scale, s); break;
-        case 2 * 8 + 3: qk_heads(qd, S->kt, hd, 2, 3, J->scale, s); break;
-        case 2 * 8 + 2: qk_heads(qd, S->kt, hd, 2, 2, J->scale, s); break;
-        case 2 * 8 + 1: qk_heads(qd, S->kt, hd, 2, 1, J->scale, s); break;
-        case 1 * 8 + 4: qk_heads(qd, S->kt, hd, 1, 4, J->scale, s); break;
-        case 1 * 8 + 3: qk_heads(qd, S->kt, hd, 1, 3, J->scale, s); break;
-        case 1 * 8 + 2: qk_heads(qd, S->kt, hd, 1, 2, J->scale, s); break;
-        default: qk_heads(qd, S->kt, hd, 1, 1, J->scale, s); break;
+  const int blocks = group <= 2 ? QK_MAX_BLOCKS : QK_MAX_BLOCKS / 2; /* ≥ 8 chains, ≤ 16 accumulators */
+  const int step = 8 * blocks;
+  for (int p0 = 0; p0 < np; p0 += step) {
+    const int nb = imin(blocks, (np - p0 + 7) / 8);
+    for (int b = 0; b < nb; b++) transpose_block(k, kv_dim, hd, p0 + 8 * b, np, S->kt + (size_t)b * hd * 8, pf);
+    for (int h = 0; h < group; h += 4) {
+      const int nh = imin(4, group - h);
+      const double *qd = S->qd + (size_t)h * hd;
+      float *s = S->scores + (size_t)h * S->stride + p0; /* the stride is a multiple of 8·QK_MAX_BLOCKS */
+      switch (nh * 16 + nb) { /* constant counts keep the accumulators in registers */
+        QK_CASE(1, 1) QK_CASE(1, 2) QK_CASE(1, 3) QK_CASE(1, 4) QK_CASE(1, 5) QK_CASE(1, 6) QK_CASE(1, 7) QK_CASE(1, 8)
+        QK_CASE(2, 1) QK_CASE(2, 2) QK_CASE(2, 3) QK_CASE(2, 4) QK_CASE(2, 5) QK_CASE(2, 6) QK_CASE(2, 7) QK_CASE(2, 8)
+        QK_CASE(3, 1) QK_CASE(3, 2) QK_CASE(3, 3) QK_CASE(3, 4)
+        QK_CASE(4, 1) QK_CASE(4, 2) QK_CASE(4, 3)
+        default: qk_heads(qd, S->kt, hd, 4, 4, J->scale, s, S->stride); break;
       }
     }
   }
@@ -237,6 +340,15 @@ static void exp_shifted_avx512(float *s, int np, float max) {
   }
 }
 
+/* sums[h] = Σ_p e_{h,p} in double, positions in order, for nh (≤ 4) heads side by side in registers (independent
+ * chains; kept out of memory so that no store-to-load forwarding sits in the chains) */
+AI void exp_sums(const float *e, size_t stride, int np, int nh, double *sums) {
+  double a[4] = {0, 0, 0, 0};
+  for (int p = 0; p < np; p++)
+    for (int h = 0; h < nh; h++) a[h] += (double)e[(size_t)h * stride + p];
+  for (int h = 0; h < nh; h++) sums[h] = a[h];
+}
+
 /* w_p = f32(e_p · inv) in place (double product, one rounding to float, as the contract) */
 static void normalize_avx512(float *s, int np, double inv) {
   const __m512d iv = _mm512_set1_pd(inv);
@@ -249,11 +361,13 @@ static void normalize_avx512(float *s, int np, double inv) {
 
 /* Up to 4 heads × nv (≤ 4) vectors of 8 dimensions: out_h[d] = f32(Σ_p w_{h,p}·v_{p,d}), positions in order, one
  * accumulator per (head, vector). Each value vector is converted to double once for all the heads of the group. */
-AI void wsum_heads(const float *const w[4], const float *v, int64_t kv_dim, int np, int nh, int nv, float *const out[4]) {
+AI void wsum_heads(const float *const w[4], const float *v, int64_t kv_dim, int np, int nh, int nv, float *const out[4],
+                   pf_cursor *pf) {
   __m512d acc[4][4];
   for (int h = 0; h < nh; h++)
     for (int i = 0; i < nv; i++) acc[h][i] = _mm512_setzero_pd();
   for (int p = 0; p < np; p++) {
+    if (pf) pf_row(pf);
     const float *vp = v + (int64_t)p * kv_dim;
     __m512d x[4];
     for (int i = 0; i < nv; i++) x[i] = _mm512_cvtps_pd(_mm256_loadu_ps(vp + 8 * i));
@@ -267,11 +381,11 @@ AI void wsum_heads(const float *const w[4], const float *v, int64_t kv_dim, int 
 }
 
 #define WSUM_CASE(NH, NV) \
-  case NH * 8 + NV: wsum_heads(w, v + d0, kv_dim, np, NH, NV, o); break;
+  case NH * 8 + NV: wsum_heads(w, v + d0, kv_dim, np, NH, NV, o, d0 == 0 ? pf : NULL); break;
 
 /* Σ w·v for nh (≤ 4) heads that read the same KV head: 32 dimensions per pass, the head_dim % 8 tail in scalar. */
 static void weighted_sum_avx512(const float *const w[4], const float *v, int64_t kv_dim, int hd, int np, int nh,
-                                float *const out[4]) {
+                                float *const out[4], pf_cursor *pf) {
   int d0 = 0;
   for (; d0 + 8 <= hd; ) {
     const int nv = (hd - d0) / 8 >= 4 ? 4 : (hd - d0) / 8;
@@ -281,7 +395,7 @@ static void weighted_sum_avx512(const float *const w[4], const float *v, int64_t
       WSUM_CASE(3, 4) WSUM_CASE(3, 3) WSUM_CASE(3, 2) WSUM_CASE(3, 1)
       WSUM_CASE(2, 4) WSUM_CASE(2, 3) WSUM_CASE(2, 2) WSUM_CASE(2, 1)
       WSUM_CASE(1, 4) WSUM_CASE(1, 3) WSUM_CASE(1, 2)
-      default: wsum_heads(w, v + d0, kv_dim, np, 1, 1, o); break;
+      default: wsum_heads(w, v + d0, kv_dim, np, 1, 1, o, d0 == 0 ? pf : NULL); break;
     }
     d0 += 8 * nv;
   }
@@ -294,43 +408,60 @@ static void weighted_sum_avx512(const float *const w[4], const float *v, int64_t
   }
 }
 
-static void item_avx512(const bf_attention_job *J, int64_t t, int g, const scratch_t *S) {
+/* pf: the thread's prefetch cursor, PF_LEAD_ROWS rows ahead of this item's reads */
+static void item_avx512(const bf_attention_job *J, int64_t t, int g, const scratch_t *S, pf_cursor *pf) {
   const int group = J->n_heads / J->n_kv_heads, hd = J->head_dim, np = J->n_pos[t];
   const int64_t kv_dim = (int64_t)J->n_kv_heads * hd, q_dim = (int64_t)J->n_heads * hd;
   const float *k = J->keys[t] + (int64_t)g * hd, *v = J->values[t] + (int64_t)g * hd;
   const float *q = J->q + t * q_dim + (int64_t)g * group * hd;
-  for (int i = 0; i < group * hd; i++) S->qd[i] = q[i];
-  scores_avx512(J, k, kv_dim, np, group, S);
+  const int n = group * hd;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm512_store_pd(S->qd + i, _mm512_cvtps_pd(_mm256_loadu_ps(q + i)));
+  for (; i < n; i++) S->qd[i] = q[i];
+  scores_avx512(J, k, kv_dim, np, group, S, pf);
   for (int h = 0; h < group; h++) {
     float *s = S->scores + (size_t)h * S->stride;
     exp_shifted_avx512(s, np, max_avx512(s, np));
   }
-  /* the group's sums side by side: independent chains, each in position order */
-  for (int h = 0; h < group; h++) S->sums[h] = 0;
-  for (int p = 0; p < np; p++)
-    for (int h = 0; h < group; h++) S->sums[h] += S->scores[(size_t)h * S->stride + p];
+  for (int h = 0; h < group; h += 4) {
+    const float *e = S->scores + (size_t)h * S->stride;
+    switch (imin(4, group - h)) {
+      case 1: exp_sums(e, S->stride, np, 1, S->sums + h); break;
+      case 2: exp_sums(e, S->stride, np, 2, S->sums + h); break;
+      case 3: exp_sums(e, S->stride, np, 3, S->sums + h); break;
+      default: exp_sums(e, S->stride, np, 4, S->sums + h); break;
+    }
+  }
   for (int h = 0; h < group; h++) normalize_avx512(S->scores + (size_t)h * S->stride, np, 1.0 / S->sums[h]);
   for (int h = 0; h < group; h += 4) {
     const int nh = group - h >= 4 ? 4 : group - h;
     const float *w[4];
     float *out[4];
-    for (int i = 0; i < 4; i++) {
-      const int hh = h + (i < nh ? i : 0);
-      w[i] = S->scores + (size_t)hh * S->stride;
-      out[i] = J->out + t * q_dim + (int64_t)(g * group + hh) * hd;
+    for (int j = 0; j < 4; j++) {
+      const int hh = h + (j < nh ? j : 0);
+      w[j] = S->scores + (size_t)hh * S->stride;
+      out[j] = J->out + t * q_dim + (int64_t)(g * group + hh) * hd;
     }
-    weighted_sum_avx512(w, v, kv_dim, hd, np, nh, out);
+    weighted_sum_avx512(w, v, kv_dim, hd, np, nh, out, h == 0 ? pf : NULL);
   }
 }
 #endif
 
 void bf_attention_items(const bf_attention_job *job, int64_t begin, int64_t end, uint8_t *scratch) {
   const scratch_t S = carve(job, scratch);
+#ifdef BF_ATTN_AVX512
+  pf_cursor pf = pf_start(job, begin, end);
+  if (!job->scalar)
+    for (int i = 0; i < PF_LEAD_ROWS; i++) pf_row(&pf);
+#endif
   for (int64_t i = begin; i < end; i++) {
     const int64_t t = i / job->n_kv_heads;
     const int g = (int)(i % job->n_kv_heads);
 #ifdef BF_ATTN_AVX512
-    if (!job->scalar) { item_avx512(job, t, g, &S); continue; }
+    if (!job->scalar) {
+      item_avx512(job, t, g, &S, &pf);
+      continue;
+    }
 #endif
     item_scalar(job, t, g, &S);
   }

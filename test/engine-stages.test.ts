@@ -98,6 +98,25 @@ describe('stages', () => {
     expect(bits(got)).toEqual(bits(alone[0]!.subarray(alone[0]!.length - p.vocabSize)));
   });
 
+  it('logits written into a lent buffer have the same bits and live in that buffer', async () => {
+    const path = models.model('tiny', SHAPES.tiny, 'q8_0');
+    const p = pipeline(path, 2, kernels);
+    const n = prompt.length;
+    const batch = (seq: number): StageBatch => ({
+      nTokens: n, seqIds: new Int32Array(n).fill(seq), positions: Int32Array.from({ length: n }, (_, i) => i),
+      tokens: Int32Array.from(prompt), logitRows: Int32Array.of(n - 1, 0),
+    });
+    const fresh = p.logitsSync(batch(1));
+    const lent = new Float32Array(3 * p.vocabSize).fill(Number.NaN);
+    const got = p.logitsSync({ ...batch(2), logitsOut: lent });
+    expect(got.buffer).toBe(lent.buffer);
+    expect(bits(got)).toEqual(bits(fresh));
+    // too small: refused before the last stage changes its caches (a new request restarts at position 0 anyway)
+    expect(() => p.logitsSync({ ...batch(3), logitsOut: new Float32Array(2 * p.vocabSize - 1) })).toThrow(RangeError);
+    expect(bits(p.logitsSync(batch(3)))).toEqual(bits(fresh));
+    expect(() => p.logitsSync({ ...batch(4), logitRows: Int32Array.of(0, n) })).toThrow(/logit row/);
+  });
+
   it('truncating the cache and re-feeding reproduces the same logits', async () => {
     const path = models.model('tiny', SHAPES.tiny, 'f32');
     const p = pipeline(path, 2, kernels);

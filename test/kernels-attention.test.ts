@@ -207,8 +207,8 @@ const SHAPES: Array<Shape & { name: string }> = [];
 for (const [nHeads, nKvHeads] of [[4, 4], [4, 2], [8, 2]] as const) {
   for (const headDim of [18, 64, 128]) SHAPES.push({ name: `GQA ${nHeads / nKvHeads}, headDim ${headDim}`, nHeads, nKvHeads, headDim });
 }
-/** Around the SIMD block sizes (8 positions, steps of 32) and up to 300. */
-const N_POS = [1, 2, 7, 8, 9, 31, 32, 33, 63, 100, 257, 300];
+/** Around the SIMD block sizes (8 positions, q·k steps of 32 or 64) and up to 300. */
+const N_POS = [1, 2, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 257, 300];
 
 describe('TypeScript attention and SwiGLU', () => {
   const ts = createTsKernels();
@@ -308,8 +308,10 @@ describe.skipIf(!addon)(nativeTitle, () => {
 
   it.each([
     { nHeads: 6, nKvHeads: 1, headDim: 72 }, { nHeads: 9, nKvHeads: 3, headDim: 20 }, { nHeads: 5, nKvHeads: 1, headDim: 8 },
+    { nHeads: 32, nKvHeads: 4, headDim: 64 }, { nHeads: 14, nKvHeads: 2, headDim: 40 }, { nHeads: 3, nKvHeads: 1, headDim: 24 },
   ])('odd groups and head dims ($nHeads heads / $nKvHeads KV, headDim $headDim) agree too', (shape) => {
-    // groups of 3, 5 and 6 heads split into passes of 2 (q·k) and 4 (Σ w·v); 72 = 4 + 4 + 1 vectors of 8
+    // groups of 3, 5, 6, 7 and 8 heads split into passes of up to 4 (q·k and Σ w·v); 72 = 4 + 4 + 1 vectors of 8,
+    // and 72, 40 and 24 leave 8 dimensions after the 16-wide key transposes
     const a = makeBatch(shape, [70, 9], [{ cache: 0, nPos: 70 }, { cache: 1, nPos: 9 }, { cache: 0, nPos: 33 }], shape.nHeads);
     const expected = attend(ts, a);
     for (const [name, k] of native) expectSameBits(attend(k, a), expected, `${shape.nHeads}/${shape.nKvHeads}/${shape.headDim}, ${name}`);
@@ -326,10 +328,12 @@ describe.skipIf(!addon)(nativeTitle, () => {
     for (const [name, k] of native) expectSameBits(attend(k, a), expected, `ties, ${name}`);
   });
 
-  it.each([18, 64])('cancellation makes the order of both double sums visible (headDim %i)', (headDim) => {
+  it.each([2, 3, 4].flatMap((group) => [18, 64].map((headDim) => ({ group, headDim }))))(
+    'cancellation makes the order of both double sums visible (group $group, headDim $headDim)', ({ group, headDim }) => {
     // Random data cannot see a changed summation order: double sums of ~100 terms almost never round to another
-    // float. Here ±2^40 terms cancel, so any other order loses the small terms' low bits.
-    const shape = { nHeads: 2, nKvHeads: 1, headDim };
+    // float. Here ±2^40 terms cancel, so any other order loses the small terms' low bits. Groups of 2 and of 3-4
+    // heads take different q·k step sizes.
+    const shape = { nHeads: group, nKvHeads: 1, headDim };
     const np = 45;
     const a = makeBatch(shape, [np], [{ cache: 0, nPos: np }, { cache: 0, nPos: 20 }], headDim);
     const big = 2 ** 40;

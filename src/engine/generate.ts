@@ -62,6 +62,8 @@ export async function generate(
 
   const t0 = performance.now();
   let logits: Float32Array = new Float32Array(0);
+  // One row of logits per call, consumed (sampled) before the next call: a local provider may reuse this buffer.
+  const logitsOut = new Float32Array(provider.vocabSize);
   for (let start = 0; start < prompt.length; start += chunk) {
     const n = Math.min(chunk, prompt.length - start);
     const last = start + n === prompt.length;
@@ -71,6 +73,7 @@ export async function generate(
       positions: Int32Array.from({ length: n }, (_, i) => start + i),
       tokens: Int32Array.from(prompt.slice(start, start + n)),
       logitRows: last ? Int32Array.of(n - 1) : new Int32Array(0),
+      logitsOut,
     });
   }
   const t1 = performance.now();
@@ -85,6 +88,7 @@ export async function generate(
         seqIds: Int32Array.of(seqId),
         positions: Int32Array.of(pos),
         tokens: Int32Array.of(out[i - 1]!),
+        logitsOut,
       });
     }
     const id = sampler.sample(logits, history);

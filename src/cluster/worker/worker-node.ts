@@ -49,6 +49,7 @@ export class WorkerNode {
   private store: StageTensorStore | null = null;
   private assign: AssignPayload | null = null;
   private kernels: Kernels | null = null;
+  private logitsBuffer = new Float32Array(0);
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private heartbeatSeq = 0;
   private queue: Promise<void> = Promise.resolve();
@@ -256,6 +257,12 @@ export class WorkerNode {
     await this.coordinator?.send(MessageType.ERROR, { code: 'load-failed', message: why, batchId: null }).catch(() => {});
   }
 
+  /** A reused logits buffer of at least n floats (for batches sampled on this worker). */
+  private logitsScratch(n: number): Float32Array {
+    if (this.logitsBuffer.length < n) this.logitsBuffer = new Float32Array(n);
+    return this.logitsBuffer;
+  }
+
   private async onForward(p: ForwardPayload, binary: Uint8Array, from: FramedConnection): Promise<void> {
     const stage = this.stage;
     if (!stage || !this.assign) {
@@ -275,6 +282,8 @@ export class WorkerNode {
         tokens: p.input.kind === 'tokens' ? viewTensor(binary, { ...p.input, dtype: 'i32' }) : undefined,
         hidden: p.input.kind === 'hidden' ? viewTensor(binary, { ...p.input, dtype: 'f32' }) : undefined,
         logitRows: Int32Array.from(p.logitRows),
+        // Sampled here, synchronously, before anything else runs: the logits can go into a reused buffer.
+        logitsOut: p.sampling && stage.range.hasHead ? this.logitsScratch(p.logitRows.length * stage.cfg.vocabSize) : undefined,
       });
     } catch (err) {
       const message = `${this.opts.nodeId} layers [${this.assign.firstLayer}, ${this.assign.lastLayer}): ${(err as Error).message}`;

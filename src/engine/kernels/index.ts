@@ -3,7 +3,7 @@ import { createNativeKernels } from './native.js';
 import { createTsKernels } from './ts.js';
 import type { Kernels } from './types.js';
 
-export type { AttentionBatch, Kernels } from './types.js';
+export type { AttentionBatch, Kernels, RopeBatch } from './types.js';
 export { bfExp } from './exp.js';
 export { allocAligned, createNativeKernels, loadNativeAddon, mapFileRange } from './native.js';
 export { createTsKernels } from './ts.js';

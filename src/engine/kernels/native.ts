@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WeightTensor } from '../tensor.js';
 import { createTsKernels } from './ts.js';
-import type { AttentionBatch, Kernels } from './types.js';
+import type { AttentionBatch, Kernels, RopeBatch } from './types.js';
 
 declare const poolBrand: unique symbol;
 /** Opaque handle of a native thread pool (plus its activation scratch). */
@@ -34,6 +34,17 @@ export interface NativeAddon {
   ): void;
   /** Kernels.swiglu, split over the pool for large n. */
   swiglu(pool: NativePoolHandle, gate: Float32Array, up: Float32Array, n: number, scalar: boolean): void;
+  /** Kernels.rmsNorm (the bits of ops.ts rmsNorm), on the calling thread. */
+  rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, nRows: number, dim: number, eps: number, scalar: boolean): void;
+  /** Kernels.add: a[i] = f32(a[i] + b[i]). */
+  add(a: Float32Array, b: Float32Array, n: number, scalar: boolean): void;
+  /** Kernels.addBias: a[r·n + i] = f32(a[r·n + i] + bias[i]). */
+  addBias(a: Float32Array, bias: Float32Array, rows: number, n: number, scalar: boolean): void;
+  /** Kernels.rope (ops.ts applyRopeRows). */
+  rope(
+    x: Float32Array, nTok: number, nHeads: number, headDim: number, ropeDims: number, positions: Int32Array,
+    cos: Float32Array, sin: Float32Array, neox: boolean, scalar: boolean,
+  ): void;
   /** out[i] = bfExp(x[i]) for every element of x (tests: the vector path, or the scalar one with `scalar`). */
   exp(out: Float32Array, x: Float32Array, scalar: boolean): void;
   /** Read-only private mapping of exactly [offset, offset+length); writing to it crashes the process. */
@@ -120,6 +131,18 @@ export function createNativeKernels(threads: number, opts: NativeKernelOptions =
     },
     swiglu(gate: Float32Array, up: Float32Array, n: number): void {
       addon.swiglu(pool, gate, up, n, scalar);
+    },
+    rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, nRows: number, dim: number, eps: number): void {
+      addon.rmsNorm(out, x, weight, nRows, dim, eps, scalar);
+    },
+    add(a: Float32Array, b: Float32Array, n: number): void {
+      addon.add(a, b, n, scalar);
+    },
+    addBias(a: Float32Array, bias: Float32Array, rows: number, n: number): void {
+      addon.addBias(a, bias, rows, n, scalar);
+    },
+    rope(x: Float32Array, r: RopeBatch): void {
+      addon.rope(x, r.nTok, r.nHeads, r.headDim, r.ropeDims, r.positions, r.cos, r.sin, r.neox, scalar);
     },
     getRow(out: Float32Array, w: WeightTensor, row: number): void {
       rowKernels ??= createTsKernels();

@@ -15,8 +15,9 @@ import { unpackRowQ6_K } from '../quant/q6_k.js';
 import { Q8_0_BLOCK_BYTES } from '../quant/q8_0.js';
 import { QK, QK_K } from '../quant/rounding.js';
 import { dequantizeRow } from '../quant/rows.js';
+import { addBias, addInPlace, applyRopeRows, rmsNorm } from '../model/ops.js';
 import { bfExp } from './exp.js';
-import type { AttentionBatch, Kernels } from './types.js';
+import type { AttentionBatch, Kernels, RopeBatch } from './types.js';
 
 const fr = Math.fround;
 
@@ -259,6 +260,54 @@ export function attendOne(
   }
 }
 
+/** True if a[0 .. aLen) and b[0 .. bLen) share memory. */
+function overlaps(a: Float32Array, aLen: number, b: Float32Array, bLen: number): boolean {
+  return a.buffer === b.buffer && aLen > 0 && bLen > 0 &&
+    a.byteOffset < b.byteOffset + 4 * bLen && b.byteOffset < a.byteOffset + 4 * aLen;
+}
+
+function isCount(n: number): boolean {
+  return Number.isInteger(n) && n >= 0;
+}
+
+/** Throws on the arguments the native rmsNorm rejects too. */
+export function checkRmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, nRows: number, dim: number): void {
+  if (!isCount(nRows) || !Number.isInteger(dim) || dim < 1) throw new RangeError(`nRows (${nRows}) and dim (${dim}) must be integers, dim ≥ 1`);
+  if (weight.length < dim) throw new RangeError(`weight holds ${weight.length} values, need ${dim}`);
+  if (x.length < nRows * dim || out.length < nRows * dim) throw new RangeError(`x and out need ${nRows} × ${dim} values`);
+  const same = out.buffer === x.buffer && out.byteOffset === x.byteOffset;
+  if (!same && overlaps(out, nRows * dim, x, nRows * dim)) throw new RangeError('out must be x itself or not overlap it');
+  if (overlaps(out, nRows * dim, weight, dim)) throw new RangeError('out must not overlap weight');
+}
+
+/** Throws on the arguments the native add / addBias reject too. */
+export function checkAdd(a: Float32Array, b: Float32Array, rows: number, n: number, bias: boolean): void {
+  if (!isCount(rows) || !isCount(n)) throw new RangeError(`rows (${rows}) and n (${n}) must be non-negative integers`);
+  if (a.length < rows * n || b.length < (bias ? n : rows * n)) throw new RangeError('a or b is too short');
+  const same = a.buffer === b.buffer && a.byteOffset === b.byteOffset;
+  if ((bias || !same) && overlaps(a, rows * n, b, bias ? n : rows * n)) throw new RangeError('a and b must not overlap');
+}
+
+/** Throws on the arguments the native rope rejects too. */
+export function checkRope(x: Float32Array, r: RopeBatch): void {
+  const { nTok, nHeads, headDim, ropeDims } = r;
+  if (!isCount(nTok) || !Number.isInteger(nHeads) || nHeads < 1 || !Number.isInteger(headDim) || headDim < 1) {
+    throw new RangeError(`nTok (${nTok}), nHeads (${nHeads}) and headDim (${headDim}) must be integers ≥ 1`);
+  }
+  if (!isCount(ropeDims) || ropeDims % 2 !== 0 || ropeDims > headDim) throw new RangeError(`ropeDims ${ropeDims} must be even and ≤ headDim`);
+  if (x.length < nTok * nHeads * headDim) throw new RangeError(`x needs ${nTok} × ${nHeads * headDim} values`);
+  if (r.positions.length < nTok) throw new RangeError(`positions needs ${nTok} entries`);
+  const half = ropeDims / 2;
+  if (half === 0) return;
+  for (let t = 0; t < nTok; t++) {
+    const p = r.positions[t]!;
+    if (p < 0 || (p + 1) * half > r.cos.length || (p + 1) * half > r.sin.length) throw new RangeError(`position ${p} is outside the cos/sin tables`);
+  }
+  if (overlaps(x, nTok * nHeads * headDim, r.cos, r.cos.length) || overlaps(x, nTok * nHeads * headDim, r.sin, r.sin.length)) {
+    throw new RangeError('x must not overlap the cos/sin tables');
+  }
+}
+
 /** gate[i] = f32(f32(g / f32(1 + bfExp(−g))) · up[i]) with g = gate[i] (docs/kernels.md "SwiGLU"). */
 export function swigluTs(gate: Float32Array, up: Float32Array, n: number): void {
   if (!Number.isInteger(n) || n < 0 || n > gate.length || n > up.length) throw new RangeError(`gate and up need ${n} elements`);
@@ -302,6 +351,22 @@ export function createTsKernels(): Kernels {
     },
     swiglu(gate: Float32Array, up: Float32Array, n: number): void {
       swigluTs(gate, up, n);
+    },
+    rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, nRows: number, dim: number, eps: number): void {
+      checkRmsNorm(out, x, weight, nRows, dim);
+      for (let r = 0; r < nRows; r++) rmsNorm(out, r * dim, x, r * dim, weight, dim, eps);
+    },
+    add(a: Float32Array, b: Float32Array, n: number): void {
+      checkAdd(a, b, 1, n, false);
+      addInPlace(a, b, n);
+    },
+    addBias(a: Float32Array, bias: Float32Array, rows: number, n: number): void {
+      checkAdd(a, bias, rows, n, true);
+      addBias(a, bias, rows, n);
+    },
+    rope(x: Float32Array, r: RopeBatch): void {
+      checkRope(x, r);
+      applyRopeRows(x, r.nTok, r.nHeads, r.headDim, r.ropeDims, r.positions, r.cos, r.sin, r.neox);
     },
     getRow(out: Float32Array, w: WeightTensor, row: number): void {
       if (!Number.isInteger(row) || row < 0 || row >= w.rows) throw new RangeError(`${w.name}: row ${row} outside 0..${w.rows - 1}`);

@@ -21,6 +21,17 @@ export interface Kernels {
   attention(out: Float32Array, a: AttentionBatch): void;
   /** gate[i] = silu(gate[i]) · up[i] for i < n (docs/kernels.md "SwiGLU"). */
   swiglu(gate: Float32Array, up: Float32Array, n: number): void;
+  /**
+   * RMSNorm of nRows rows of dim values: out[r·dim + i] = the bits of ops.ts rmsNorm (docs/kernels.md "RMSNorm,
+   * RoPE and adds"). out is x itself or does not overlap it.
+   */
+  rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, nRows: number, dim: number, eps: number): void;
+  /** a[i] = f32(a[i] + b[i]) for i < n (the residual add); b is a itself or does not overlap it. */
+  add(a: Float32Array, b: Float32Array, n: number): void;
+  /** a[r·n + i] = f32(a[r·n + i] + bias[i]) for r < rows, i < n. */
+  addBias(a: Float32Array, bias: Float32Array, rows: number, n: number): void;
+  /** Rotary position embedding in place, every token of a batch (ops.ts applyRopeRows). */
+  rope(x: Float32Array, r: RopeBatch): void;
   /** Dequantize row `row` of w into out[0 .. w.cols). Used for embedding lookup. */
   getRow(out: Float32Array, w: WeightTensor, row: number): void;
   dispose(): void;
@@ -42,4 +53,20 @@ export interface AttentionBatch {
   /** Per cache: [position][nKvHeads·headDim] floats, at least nPos of the tokens using it. */
   readonly keys: readonly Float32Array[];
   readonly values: readonly Float32Array[];
+}
+
+/** The inputs of one Kernels.rope call: x holds nTok rows of nHeads·headDim values. */
+export interface RopeBatch {
+  readonly nTok: number;
+  readonly nHeads: number;
+  readonly headDim: number;
+  /** Rotated dimensions at the start of each head (even, ≤ headDim); the others pass through unchanged. */
+  readonly ropeDims: number;
+  /** neox pairs (i, i + ropeDims/2); otherwise llama's pairs (2i, 2i + 1). */
+  readonly neox: boolean;
+  /** Token t rotates with row positions[t] of the tables. */
+  readonly positions: Int32Array;
+  /** ropeDims/2 values per position, row p at p · ropeDims/2 (RopeTable.upTo); must not overlap x. */
+  readonly cos: Float32Array;
+  readonly sin: Float32Array;
 }

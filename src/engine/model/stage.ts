@@ -1,7 +1,7 @@
 import type { Kernels } from '../kernels/types.js';
 import type { LlamaConfig } from './config.js';
 import { SequenceKvCache } from './kv-cache.js';
-import { addBias, addInPlace, applyRope, rmsNorm, RopeTable } from './ops.js';
+import { RopeTable } from './ops.js';
 import type { StageRange, StageWeights } from './weights.js';
 
 /**
@@ -18,6 +18,12 @@ export interface StageBatch {
   readonly hidden?: Float32Array;
   /** Which batch rows the last stage turns into logits (default: every row). */
   readonly logitRows?: Int32Array;
+  /**
+   * Where the last stage writes the logits (at least rows × vocabSize floats; the result is a view of it) instead of
+   * a new array. For callers that are done with one result before the next forward: a new array costs a page fault
+   * per 4 KiB (2 MB at 16 rows of a 32000-token vocabulary).
+   */
+  readonly logitsOut?: Float32Array;
 }
 
 export interface StageResult {
@@ -27,39 +33,64 @@ export interface StageResult {
   readonly logits: Float32Array | null;
 }
 
-/** Grow-only scratch buffers, so a steady decode loop allocates nothing per token. */
+/**
+ * Grow-only scratch buffers, so a steady decode loop allocates nothing per token. The view of the last size asked
+ * for is kept too: after a prefill grew the buffers, each decode step would otherwise make new subarrays.
+ */
 class Scratch {
-  private readonly buffers = new Map<string, Float32Array>();
+  private readonly buffers = new Map<string, { full: Float32Array; view: Float32Array }>();
   get(name: string, size: number): Float32Array {
     let b = this.buffers.get(name);
-    if (!b || b.length < size) {
-      b = new Float32Array(size);
+    if (!b || b.full.length < size) {
+      const full = new Float32Array(size);
+      b = { full, view: full };
       this.buffers.set(name, b);
     }
-    return b.length === size ? b : b.subarray(0, size);
+    if (b.view.length !== size) b.view = b.full.length === size ? b.full : b.full.subarray(0, size);
+    return b.view;
   }
 }
 
-/** Per batch: which cache each token reads and how many positions (the same for every layer). */
-interface AttentionPlan {
-  readonly nPos: Int32Array;
-  readonly cacheOf: Int32Array;
-  /** The batch's distinct caches; a layer passes their keys[l] / values[l]. */
-  readonly caches: SequenceKvCache[];
-}
+/**
+ * Per batch: which cache each token reads and how many positions (the same for every layer). One plan per stage,
+ * refilled by each forward, so a decode step allocates nothing here.
+ */
+class AttentionPlan {
+  nPos = new Int32Array(0);
+  cacheOf = new Int32Array(0);
+  /** The batch's distinct caches. */
+  readonly caches: SequenceKvCache[] = [];
+  /** keys[l] / values[l] of those caches for the layer being computed (refilled per layer). */
+  readonly keys: Float32Array[] = [];
+  readonly values: Float32Array[] = [];
 
-function attentionPlan(batch: StageBatch, slots: SequenceKvCache[]): AttentionPlan {
-  const n = batch.nTokens;
-  const nPos = new Int32Array(n);
-  const cacheOf = new Int32Array(n);
-  const caches: SequenceKvCache[] = [];
-  for (let t = 0; t < n; t++) {
-    nPos[t] = batch.positions[t]! + 1; // causal: the token itself and everything before it
-    let c = caches.indexOf(slots[t]!);
-    if (c < 0) c = caches.push(slots[t]!) - 1;
-    cacheOf[t] = c;
+  fill(batch: StageBatch, slots: SequenceKvCache[]): this {
+    const n = batch.nTokens;
+    if (this.nPos.length < n) {
+      this.nPos = new Int32Array(n);
+      this.cacheOf = new Int32Array(n);
+    }
+    this.caches.length = 0;
+    for (let t = 0; t < n; t++) {
+      this.nPos[t] = batch.positions[t]! + 1; // causal: the token itself and everything before it
+      let c = this.caches.indexOf(slots[t]!);
+      if (c < 0) c = this.caches.push(slots[t]!) - 1;
+      this.cacheOf[t] = c;
+    }
+    return this;
   }
-  return { nPos, cacheOf, caches };
+
+  layer(l: number): void {
+    const n = this.caches.length;
+    for (let i = 0; i < n; i++) {
+      this.keys[i] = this.caches[i]!.keys[l]!;
+      this.values[i] = this.caches[i]!.values[l]!;
+    }
+    if (this.keys.length !== n) {
+      this.keys.length = n;
+      this.values.length = n;
+    }
+  }
 }
 
 /**
@@ -71,6 +102,8 @@ export class Stage {
   private readonly caches = new Map<number, SequenceKvCache>();
   private readonly scratch = new Scratch();
   private readonly rope: RopeTable;
+  private readonly plan = new AttentionPlan();
+  private allRows = new Int32Array(0);
 
   constructor(
     readonly cfg: LlamaConfig,
@@ -115,11 +148,15 @@ export class Stage {
     const { cfg } = this;
     const n = batch.nTokens;
     const dim = cfg.dim;
+    if (this.range.hasHead) this.checkLogitRequest(batch); // before any cache changes
     const x = this.scratch.get('x', n * dim);
     this.input(batch, x);
     const slots = this.claimSlots(batch);
-    const attn = attentionPlan(batch, slots);
-    for (let l = 0; l < this.weights.layers.length; l++) this.layer(l, batch, slots, attn, x);
+    const attn = this.plan.fill(batch, slots);
+    let maxPos = -1;
+    for (let t = 0; t < n; t++) maxPos = Math.max(maxPos, batch.positions[t]!);
+    const rope = this.rope.upTo(maxPos + 1); // every layer rotates with the same rows
+    for (let l = 0; l < this.weights.layers.length; l++) this.layer(l, batch, slots, attn, rope, x);
     this.commitPositions(batch, slots);
     if (!this.range.hasHead) return { hidden: x.slice(), logits: null };
     return { hidden: null, logits: this.head(batch, x) };
@@ -168,7 +205,10 @@ export class Stage {
     return slots;
   }
 
-  private layer(l: number, batch: StageBatch, slots: SequenceKvCache[], attn: AttentionPlan, x: Float32Array): void {
+  private layer(
+    l: number, batch: StageBatch, slots: SequenceKvCache[], attn: AttentionPlan,
+    rope: { readonly cos: Float32Array; readonly sin: Float32Array }, x: Float32Array,
+  ): void {
     const { cfg, kernels, scratch } = this;
     const w = this.weights.layers[l]!;
     const n = batch.nTokens;
@@ -179,44 +219,62 @@ export class Stage {
 
     // Attention block.
     const xb = scratch.get('xb', n * dim);
-    for (let t = 0; t < n; t++) rmsNorm(xb, t * dim, x, t * dim, w.attnNorm, dim, cfg.rmsEps);
+    kernels.rmsNorm(xb, x, w.attnNorm, n, dim, cfg.rmsEps);
     const q = scratch.get('q', n * qDim);
     const k = scratch.get('k', n * kvDim);
     const v = scratch.get('v', n * kvDim);
     kernels.matmul(q, w.wq, xb, n);
     kernels.matmul(k, w.wk, xb, n);
     kernels.matmul(v, w.wv, xb, n);
-    if (w.bq) addBias(q, w.bq, n, qDim);
-    if (w.bk) addBias(k, w.bk, n, kvDim);
-    if (w.bv) addBias(v, w.bv, n, kvDim);
+    if (w.bq) kernels.addBias(q, w.bq, n, qDim);
+    if (w.bk) kernels.addBias(k, w.bk, n, kvDim);
+    if (w.bv) kernels.addBias(v, w.bv, n, kvDim);
+    const { ropeDims } = this.rope;
+    const { positions } = batch;
+    kernels.rope(q, { nTok: n, nHeads, headDim, ropeDims, neox, positions, cos: rope.cos, sin: rope.sin });
+    kernels.rope(k, { nTok: n, nHeads: nKvHeads, headDim, ropeDims, neox, positions, cos: rope.cos, sin: rope.sin });
     for (let t = 0; t < n; t++) {
-      const pos = batch.positions[t]!;
-      this.rope.at(pos);
-      applyRope(q, t * qDim, nHeads, headDim, this.rope, neox);
-      applyRope(k, t * kvDim, nKvHeads, headDim, this.rope, neox);
+      const pos = positions[t]!;
       const cache = slots[t]!;
       cache.keys[l]!.set(k.subarray(t * kvDim, (t + 1) * kvDim), pos * kvDim);
       cache.values[l]!.set(v.subarray(t * kvDim, (t + 1) * kvDim), pos * kvDim);
     }
     const att = scratch.get('att', n * qDim);
     // One call for the whole batch (the native kernels split it over threads); each token reads its own sequence.
+    attn.layer(l);
     kernels.attention(att, {
-      nTok: n, nHeads, nKvHeads, headDim, q, nPos: attn.nPos, cacheOf: attn.cacheOf,
-      keys: attn.caches.map((c) => c.keys[l]!), values: attn.caches.map((c) => c.values[l]!),
+      nTok: n, nHeads, nKvHeads, headDim, q, nPos: attn.nPos, cacheOf: attn.cacheOf, keys: attn.keys, values: attn.values,
     });
     const o = scratch.get('o', n * dim);
     kernels.matmul(o, w.wo, att, n);
-    addInPlace(x, o, n * dim);
+    kernels.add(x, o, n * dim);
 
     // Feed-forward block (SwiGLU).
-    for (let t = 0; t < n; t++) rmsNorm(xb, t * dim, x, t * dim, w.ffnNorm, dim, cfg.rmsEps);
+    kernels.rmsNorm(xb, x, w.ffnNorm, n, dim, cfg.rmsEps);
     const gate = scratch.get('gate', n * ffDim);
     const up = scratch.get('up', n * ffDim);
     kernels.matmul(gate, w.wGate, xb, n);
     kernels.matmul(up, w.wUp, xb, n);
     kernels.swiglu(gate, up, n * ffDim);
     kernels.matmul(o, w.wDown, gate, n);
-    addInPlace(x, o, n * dim);
+    kernels.add(x, o, n * dim);
+  }
+
+  private checkLogitRequest(batch: StageBatch): void {
+    const n = batch.nTokens;
+    for (const r of batch.logitRows ?? []) {
+      if (!(r >= 0 && r < n)) throw new RangeError(`logit row ${r} is outside the batch's ${n} rows`);
+    }
+    const floats = (batch.logitRows?.length ?? n) * this.cfg.vocabSize;
+    if (batch.logitsOut && batch.logitsOut.length < floats) {
+      throw new RangeError(`logitsOut holds ${batch.logitsOut.length} floats, need ${floats}`);
+    }
+  }
+
+  /** 0, 1, …, n − 1 (shared; read-only). */
+  private everyRow(n: number): Int32Array {
+    if (this.allRows.length < n) this.allRows = Int32Array.from({ length: Math.max(n, 2 * this.allRows.length) }, (_, i) => i);
+    return this.allRows.subarray(0, n);
   }
 
   /** Positions count as cached only after every layer of the stage wrote them. */
@@ -230,10 +288,19 @@ export class Stage {
 
   private head(batch: StageBatch, x: Float32Array): Float32Array {
     const { dim, vocabSize } = this.cfg;
-    const rows = batch.logitRows ?? Int32Array.from({ length: batch.nTokens }, (_, i) => i);
+    const rows = batch.logitRows ?? this.everyRow(batch.nTokens);
     const xn = this.scratch.get('xn', rows.length * dim);
-    for (let i = 0; i < rows.length; i++) rmsNorm(xn, i * dim, x, rows[i]! * dim, this.weights.outputNorm!, dim, this.cfg.rmsEps);
-    const logits = new Float32Array(rows.length * vocabSize);
+    // Gather the rows that need logits, then normalize them in one call (in place).
+    let identity = rows.length <= batch.nTokens;
+    for (let i = 0; i < rows.length && identity; i++) identity = rows[i] === i;
+    if (identity) xn.set(x.subarray(0, rows.length * dim));
+    else for (let i = 0; i < rows.length; i++) xn.set(x.subarray(rows[i]! * dim, (rows[i]! + 1) * dim), i * dim);
+    this.kernels.rmsNorm(xn, xn, this.weights.outputNorm!, rows.length, dim, this.cfg.rmsEps);
+    // A fresh array unless the caller lends one: callers may keep the logits (the cluster sends them asynchronously).
+    const size = rows.length * vocabSize;
+    let logits: Float32Array;
+    if (batch.logitsOut) logits = batch.logitsOut.length === size ? batch.logitsOut : batch.logitsOut.subarray(0, size);
+    else logits = new Float32Array(size);
     this.kernels.matmul(logits, this.weights.output!, xn, rows.length);
     return logits;
   }
