@@ -1,6 +1,12 @@
+/** Capacity is a multiple of this many positions. */
+const GRANULE_POSITIONS = 64;
+/** Growth factor: copies stay amortized O(1) per position while the unused tail stays under a third of the cache
+ * (doubling left up to half of it unused: a cache of 129 positions held 256). */
+const GROWTH = 1.5;
+
 /**
- * Per-sequence key/value cache for the layers of one stage. Storage grows by doubling up to the context length, so
- * short requests do not reserve a whole context. `length` is the number of positions filled; truncating to a
+ * Per-sequence key/value cache for the layers of one stage. Storage grows geometrically up to the context length,
+ * so short requests do not reserve a whole context. `length` is the number of positions filled; truncating to a
  * position is how recovery and stream resumption rewind a sequence.
  */
 export class SequenceKvCache {
@@ -13,7 +19,7 @@ export class SequenceKvCache {
     private readonly nLayers: number,
     private readonly kvDim: number,
     readonly maxPositions: number,
-    initialPositions = 64,
+    initialPositions = GRANULE_POSITIONS,
   ) {
     this.capacityPositions = Math.min(initialPositions, maxPositions);
     this.keys = [];
@@ -35,8 +41,9 @@ export class SequenceKvCache {
       throw new RangeError(`sequence needs ${positions} positions but the context holds ${this.maxPositions}`);
     }
     if (positions <= this.capacityPositions) return;
-    let cap = this.capacityPositions;
-    while (cap < positions) cap = Math.min(cap * 2, this.maxPositions);
+    const grown = Math.ceil((this.capacityPositions * GROWTH) / GRANULE_POSITIONS) * GRANULE_POSITIONS;
+    const needed = Math.ceil(positions / GRANULE_POSITIONS) * GRANULE_POSITIONS;
+    const cap = Math.min(Math.max(grown, needed), this.maxPositions);
     for (let l = 0; l < this.nLayers; l++) {
       const k = new Float32Array(cap * this.kvDim);
       k.set(this.keys[l]!.subarray(0, this.length * this.kvDim));
