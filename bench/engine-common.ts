@@ -3,11 +3,15 @@ export const PREFILL_TOKENS = 128;
 export const DECODE_TOKENS = 64;
 export const BATCH_SIZES = [4, 16];
 export const BATCH_STEPS = 16;
+/** Butterfly only: a batch large enough that aggregate decode throughput has stopped growing (the compute bound). */
+export const PLATEAU_BATCH = 64;
 
 export interface RunResult {
   prefillTokPerS: number;
   decodeTokPerS: number;
   batched: Record<string, number>;
+  /** Aggregate tok/s at PLATEAU_BATCH sequences (Butterfly only). */
+  plateauTokPerS?: number;
   /** Resident memory of the runtime with the engine's code loaded, before the model is opened. */
   baselineRssBytes: number;
   /** Resident memory after the single-stream decode (one sequence of 192 positions): what serving one stream costs. */

@@ -8,7 +8,7 @@ import { loadStage, openModel, wholeModel } from '../src/engine/model/load.js';
 import { LocalPipeline } from '../src/engine/model/pipeline.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 
-import { BATCH_SIZES, BATCH_STEPS, DECODE_TOKENS, PREFILL_TOKENS, type RunResult } from './engine-common.js';
+import { BATCH_SIZES, BATCH_STEPS, DECODE_TOKENS, PLATEAU_BATCH, PREFILL_TOKENS, type RunResult } from './engine-common.js';
 
 function promptIds(n: number, vocab: number, seed: number): number[] {
   const rng = new SplitMix32(seed);
@@ -53,7 +53,7 @@ async function runButterfly(model: string, threads: number): Promise<RunResult> 
   let rssBytes = decodeRssBytes;
   await p.dropSequence(0);
   const batched: Record<string, number> = {};
-  for (const B of BATCH_SIZES) {
+  for (const B of [...BATCH_SIZES, PLATEAU_BATCH]) {
     const batchLogits = new Float32Array(B * V);
     const toks: number[] = [];
     for (let s = 0; s < B; s++) toks.push(argmaxLast(p.logitsSync(seq(promptIds(16, V, 100 + s), s, 0)), V));
@@ -70,10 +70,13 @@ async function runButterfly(model: string, threads: number): Promise<RunResult> 
     for (let s = 0; s < B; s++) await p.dropSequence(s);
   }
   kernels.dispose();
+  const plateauTokPerS = batched[PLATEAU_BATCH];
+  delete batched[PLATEAU_BATCH];
   return {
     prefillTokPerS: (PREFILL_TOKENS * 1000) / prefillMs,
     decodeTokPerS: (DECODE_TOKENS * 1000) / decodeMs,
     batched,
+    plateauTokPerS,
     baselineRssBytes,
     decodeRssBytes,
     rssBytes,
