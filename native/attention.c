@@ -138,6 +138,7 @@ static void item_scalar(const bf_attention_job *J, int64_t t, int g, const scrat
 
 #ifdef BF_ATTN_AVX512
 #include <immintrin.h>
+#include "transpose.h"
 
 /*
  * Software prefetch. In a decode step a layer's caches come from DRAM: the rest of the step (every other layer's
@@ -235,24 +236,9 @@ AI void transpose8x16(const float *const rows[8], int d, float *dst) {
 
 /* Columns d..d+7 of 8 rows into dst[c][8]. */
 AI void transpose8x8(const float *const rows[8], int d, float *dst) {
-  __m256 r[8];
-  for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(rows[j] + d);
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  _mm256_store_ps(dst + 0, _mm256_permute2f128_ps(s0, s4, 0x20));
-  _mm256_store_ps(dst + 8, _mm256_permute2f128_ps(s1, s5, 0x20));
-  _mm256_store_ps(dst + 16, _mm256_permute2f128_ps(s2, s6, 0x20));
-  _mm256_store_ps(dst + 24, _mm256_permute2f128_ps(s3, s7, 0x20));
-  _mm256_store_ps(dst + 32, _mm256_permute2f128_ps(s0, s4, 0x31));
-  _mm256_store_ps(dst + 40, _mm256_permute2f128_ps(s1, s5, 0x31));
-  _mm256_store_ps(dst + 48, _mm256_permute2f128_ps(s2, s6, 0x31));
-  _mm256_store_ps(dst + 56, _mm256_permute2f128_ps(s3, s7, 0x31));
+  __m256 c[8];
+  bf_transpose8x8_ps(rows, d, c);
+  for (int i = 0; i < 8; i++) _mm256_store_ps(dst + 8 * i, c[i]);
 }
 
 /* Keys of positions p0 .. p0+7 (rows past np repeat row np−1; their lanes are never stored) into kt[d][lane]. */
