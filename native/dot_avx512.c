@@ -2,7 +2,8 @@
  * AVX-512 (BW, VL, VNNI) quantized kernels, for 1 token, 4 tokens at once, and small batches of 2..7 tokens
  * (bf_dotn: Q8_0 in dotn_t256; Q4_0 in q4n; Q4_K / Q5_K in k4n; Q6_K in q6n). The weights of a block are loaded
  * and unpacked once and reused for every token; each token's integer sums are exact and its float steps are the
- * ones of docs/kernels.md, so every token gets the bits of the scalar kernels.
+ * ones of docs/kernels.md, so every token gets the bits of the scalar kernels. q4n and k4n also take two weight rows
+ * per call (bf_dotn.dot2), so that each activation vector is loaded once for both rows.
  */
 #include "butterfly.h"
 #include "quant_blocks.h"
@@ -403,23 +404,23 @@ AI void dotn_t256(const uint8_t *w, const bf_act_row *a, const void *buf, int nt
 AI void dotn_q8_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { dotn_t256(w, a, buf, nt, cols, 0, out); }
 
 /*
- * Q4_0 for small batches with 512-bit integer work, 16 blocks per step (then, if 8..15 blocks are left, one step
- * with those 8 blocks in both 256-bit halves against two tokens at once, then the scalar tail). Vector r holds the qs of blocks 4c + r in its 128-bit chunks c; a
- * 4×4 dword transpose inside each chunk gives T_k with lane L = dword k of block L, so lo(T_k) and hi(T_k) hold
- * elements 4k..4k+3 and 16+4k..16+4k+3 of every block in that block's own lane: dpbusd then gives each token its
- * 16 block sums with no per-token reduction (the weight shuffles are shared by all tokens, and on 512-bit vectors
- * a token needs half the dpbusd of dotn_t256). The activations are re-laid to match once per call: per token and
- * step, 8 vectors X_k (lane L = dword k of block L's activations), then −8·Σx (the start of the sum) and d_x per
- * block. Lanes come out in natural block order and the float steps are dot_q4_0's: v = f32(f32(d_w·d_x)·f32(isum))
- * into lane b % 8, in block order.
+ * Q4_0 for small batches with 512-bit integer work, 16 blocks per step (then, if 8..15 blocks are left, one step of 8
+ * blocks with two rows in the two 256-bit halves, then the scalar tail). Vector r holds the qs of blocks 4c + r in
+ * its 128-bit chunks c; a 4×4 dword transpose inside each chunk gives T_k with lane L = dword k of block L, so
+ * lo(T_k) and hi(T_k) hold elements 4k..4k+3 and 16+4k..16+4k+3 of every block in that block's own lane: dpbusd then
+ * gives each token its 16 block sums with no per-token reduction (the weight shuffles are shared by all tokens, and
+ * on 512-bit vectors a token needs half the dpbusd of dotn_t256). The activations are re-laid to match once per call:
+ * per token and step, 8 vectors X_k (lane L = dword k of block L's activations), then −8·Σx (the start of the sum)
+ * and d_x per block. Lanes come out in natural block order and the float steps are dot_q4_0's: v =
+ * f32(f32(d_w·d_x)·f32(isum)) into lane b % 8, in block order.
  */
 #define Q4N_STEP 640 /* 8 × 64 bytes of x, 16 int32 −8·Σx, 16 floats d_x */
 
-/* buffer: per token and 16-block step a Q4N_STEP, then (8..15 blocks left) per pair of tokens one Q4N_STEP for the
- * 8-block step, each 64-byte vector holding the pair's two tokens in its 256-bit halves */
+/* buffer: per token and 16-block step a Q4N_STEP, then (8..15 blocks left) per token one Q4N_STEP for the 8-block
+ * step, the token's 8 blocks in both 256-bit halves of each vector (one half per row of a row pair) */
 static size_t q4n_prep_bytes(int nt, int cols) {
   const int nb = cols / BF_QK;
-  return ((size_t)nt * (size_t)(nb / 16) + (nb % 16 >= 8 ? (size_t)(nt + 1) / 2 : 0)) * Q4N_STEP;
+  return (size_t)nt * ((size_t)(nb / 16) + (nb % 16 >= 8)) * Q4N_STEP;
 }
 
 /* one token's share of step s for n blocks from b0, in 256-bit half `half` when n = 8: vector k (at 64k), lane L
@@ -441,8 +442,8 @@ static void q4n_prep(const bf_act_row *a, int nt, int cols, void *buf) {
     for (int g = 0; g < n16; g++) q4n_relay(&a[t], 16 * g, 16, d + ((size_t)t * n16 + g) * Q4N_STEP, 0);
   if (nb % 16 >= 8) {
     uint8_t *p = d + (size_t)nt * n16 * Q4N_STEP;
-    memset(p, 0, (size_t)(nt + 1) / 2 * Q4N_STEP); /* an odd count leaves one half empty: x = 0, d_x = 0 */
-    for (int t = 0; t < nt; t++) q4n_relay(&a[t], 16 * n16, 8, p + (size_t)(t / 2) * Q4N_STEP, t & 1);
+    for (int t = 0; t < nt; t++)
+      for (int half = 0; half < 2; half++) q4n_relay(&a[t], 16 * n16, 8, p + (size_t)t * Q4N_STEP, half);
   }
 }
 
@@ -477,64 +478,95 @@ AI void q4n_weights(__m512i tr[4], __m512i m4, __m512i wv[8]) {
   }
 }
 
-/* Σ over the 8 vectors, from −8·Σx: the exact isum of every lane; then f32(f32(d_w·d_x)·f32(isum)) */
-AI __m512 q4n_values(const __m512i wv[8], const uint8_t *s, __m512 dw) {
-  __m512i acc = _mm512_load_si512((const void *)(s + 512));
-  for (int k = 0; k < 8; k++) acc = _mm512_dpbusd_epi32(acc, wv[k], _mm512_load_si512((const void *)(s + 64 * k)));
-  return _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_load_ps((const float *)(s + 576))), _mm512_cvtepi32_ps(acc));
+/* Σ over the 8 vectors, from −8·Σx: the exact isum of every lane, for R rows at once; each activation vector is
+ * loaded once and serves every row from a register (a 512-bit dpbusd with a memory operand issues at ~2/3 the rate
+ * of one from registers here) */
+AI void q4n_isums(const __m512i wv[][8], int R, const uint8_t *s, __m512i *acc) {
+  const __m512i nx = _mm512_load_si512((const void *)(s + 512));
+  for (int r = 0; r < R; r++) acc[r] = nx;
+  for (int k = 0; k < 8; k++) {
+    const __m512i x = _mm512_load_si512((const void *)(s + 64 * k));
+    for (int r = 0; r < R; r++) acc[r] = _mm512_dpbusd_epi32(acc[r], wv[r][k], x);
+  }
 }
 
-AI void q4n(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) {
+/* f32(f32(d_w·d_x)·f32(isum)) */
+AI __m512 q4n_value(__m512i isum, const uint8_t *s, __m512 dw) {
+  return _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_load_ps((const float *)(s + 576))), _mm512_cvtepi32_ps(isum));
+}
+
+/* R (1 or 2) rows, w and w + rb: out[r·nt + t]. Each row's lanes get exactly the one-row operations. */
+AI void q4n(const uint8_t *w, size_t rb, int R, const bf_act_row *a, const void *buf, int nt, int cols, float *out) {
   const int nb = cols / BF_QK, n16 = nb / 16, has8 = nb % 16 >= 8, nb8 = 16 * n16 + 8 * has8;
   const uint8_t *xs = buf;
-  __m256 lanes[MAX_TOK];
-  for (int t = 0; t < nt; t++) lanes[t] = _mm256_setzero_ps();
+  __m256 lanes[2][MAX_TOK];
+  for (int r = 0; r < R; r++)
+    for (int t = 0; t < nt; t++) lanes[r][t] = _mm256_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   const __m512i soff = _mm512_setr_epi32(0, 18, 36, 54, 72, 90, 108, 126, 144, 162, 180, 198, 216, 234, 252, 270);
   for (int g = 0; g < n16; g++) {
-    const uint8_t *gb = w + (size_t)g * 16 * Q4_0_BYTES;
-    __m512i tr[4], wv[8];
-    for (int r = 0; r < 4; r++) {
-      const uint8_t *q = gb + r * Q4_0_BYTES + 2;
-      __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q));
-      z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 4 * Q4_0_BYTES)), 1);
-      z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 8 * Q4_0_BYTES)), 2);
-      tr[r] = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 12 * Q4_0_BYTES)), 3);
+    __m512i wv[2][8];
+    __m512 dw[2];
+    for (int r = 0; r < R; r++) {
+      const uint8_t *gb = w + r * rb + (size_t)g * 16 * Q4_0_BYTES;
+      __m512i tr[4];
+      for (int i = 0; i < 4; i++) {
+        const uint8_t *q = gb + i * Q4_0_BYTES + 2;
+        __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q));
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 4 * Q4_0_BYTES)), 1);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 8 * Q4_0_BYTES)), 2);
+        tr[i] = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 12 * Q4_0_BYTES)), 3);
+      }
+      q4n_weights(tr, m4, wv[r]);
+      /* the 16 F16 scales: the low half of each gathered dword */
+      dw[r] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(soff, (const void *)gb, 1)));
     }
-    q4n_weights(tr, m4, wv);
-    /* the 16 F16 scales: the low half of each gathered dword */
-    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(soff, (const void *)gb, 1)));
     for (int t = 0; t < nt; t++) {
-      const __m512 v = q4n_values(wv, xs + ((size_t)t * n16 + g) * Q4N_STEP, dw);
-      /* blocks 16g .. +7, then 16g + 8 .. +15, into lanes 0..7 */
-      lanes[t] = _mm256_add_ps(_mm256_add_ps(lanes[t], _mm512_castps512_ps256(v)), hi256_ps(v));
+      const uint8_t *s = xs + ((size_t)t * n16 + g) * Q4N_STEP;
+      __m512i isum[2];
+      q4n_isums((const __m512i(*)[8])wv, R, s, isum);
+      for (int r = 0; r < R; r++) {
+        const __m512 v = q4n_value(isum[r], s, dw[r]);
+        /* blocks 16g .. +7, then 16g + 8 .. +15, into lanes 0..7 */
+        lanes[r][t] = _mm256_add_ps(_mm256_add_ps(lanes[r][t], _mm512_castps512_ps256(v)), hi256_ps(v));
+      }
     }
   }
   if (has8) {
-    /* 8 blocks, repeated in both 256-bit halves, against two tokens at once */
-    const uint8_t *gb = w + (size_t)n16 * 16 * Q4_0_BYTES;
-    __m512i tr[4], wv[8];
-    for (int r = 0; r < 4; r++) {
-      const __m256i y = ld_2x128(gb + r * Q4_0_BYTES + 2, gb + (4 + r) * Q4_0_BYTES + 2);
-      tr[r] = _mm512_inserti64x4(_mm512_castsi256_si512(y), y, 1);
+    /* 8 blocks of row 0 in the low 256-bit half and of row 1 (row 0 again when R = 1) in the high half, against one
+     * token in both halves: the transposes, nibble masks and the scale gather serve both rows */
+    const uint8_t *g0 = w + (size_t)n16 * 16 * Q4_0_BYTES, *g1 = g0 + (R > 1 ? rb : 0);
+    __m512i tr[4], wv[1][8];
+    for (int i = 0; i < 4; i++) {
+      const __m256i y0 = ld_2x128(g0 + i * Q4_0_BYTES + 2, g0 + (4 + i) * Q4_0_BYTES + 2);
+      const __m256i y1 = ld_2x128(g1 + i * Q4_0_BYTES + 2, g1 + (4 + i) * Q4_0_BYTES + 2);
+      tr[i] = _mm512_inserti64x4(_mm512_castsi256_si512(y0), y1, 1);
     }
-    q4n_weights(tr, m4, wv);
-    const __m256 dw8 = gather_scales8(gb, _mm512_castsi512_si256(soff));
-    const __m512 dw = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(dw8)));
-    for (int t = 0; t < nt; t += 2) {
-      const __m512 v = q4n_values(wv, xs + ((size_t)nt * n16 + t / 2) * Q4N_STEP, dw);
-      lanes[t] = _mm256_add_ps(lanes[t], _mm512_castps512_ps256(v));
-      if (t + 1 < nt) lanes[t + 1] = _mm256_add_ps(lanes[t + 1], hi256_ps(v));
+    q4n_weights(tr, m4, wv[0]);
+    /* offsets 18L of both rows' blocks; the low half of each gathered dword */
+    const __m512i off = _mm512_mask_add_epi32(soff, (__mmask16)0xff00, _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7), soff),
+                                              _mm512_set1_epi32((int)(g1 - g0)));
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(off, (const void *)g0, 1)));
+    for (int t = 0; t < nt; t++) {
+      const uint8_t *s = xs + ((size_t)nt * n16 + t) * Q4N_STEP;
+      __m512i isum;
+      q4n_isums((const __m512i(*)[8])wv, 1, s, &isum);
+      const __m512 v = q4n_value(isum, s, dw);
+      lanes[0][t] = _mm256_add_ps(lanes[0][t], _mm512_castps512_ps256(v));
+      if (R > 1) lanes[1][t] = _mm256_add_ps(lanes[1][t], hi256_ps(v));
     }
   }
-  for (int t = 0; t < nt; t++)
-    for (int b = nb8; b < nb; b++) {
-      const uint8_t *blk = w + (size_t)b * Q4_0_BYTES;
-      lanes[t] = add_lane(lanes[t], b % 8, bf_scale_int(bf_load_f16(blk) * a[t].d[b], isum_q4_0(blk, a[t].q + b * BF_QK, a[t].sums[b])));
-    }
-  for (int t = 0; t < nt; t += 4) fold8_x4(lanes + t, nt - t < 4 ? nt - t : 4, out + t);
+  for (int r = 0; r < R; r++) {
+    for (int t = 0; t < nt; t++)
+      for (int b = nb8; b < nb; b++) {
+        const uint8_t *blk = w + r * rb + (size_t)b * Q4_0_BYTES;
+        lanes[r][t] = add_lane(lanes[r][t], b % 8, bf_scale_int(bf_load_f16(blk) * a[t].d[b], isum_q4_0(blk, a[t].q + b * BF_QK, a[t].sums[b])));
+      }
+    for (int t = 0; t < nt; t += 4) fold8_x4(lanes[r] + t, nt - t < 4 ? nt - t : 4, out + r * nt + t);
+  }
 }
-AI void dotn_q4_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, a, buf, nt, cols, out); }
+AI void dotn_q4_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, 0, 1, a, buf, nt, cols, out); }
+AI void dotn2_q4_0_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, rb, 2, a, buf, nt, cols, out); }
 
 /* nt as a constant, so each case keeps its accumulators in registers */
 #define DOTN_CASES(kern)                                       \
@@ -546,10 +578,20 @@ AI void dotn_q4_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int 
     case 6: kern(w, a, buf, 6, cols, out); break;              \
     default: kern(w, a, buf, BF_DOTN_MAX, cols, out); break;   \
   }
+#define DOTN2_CASES(kern)                                      \
+  switch (nt) {                                                \
+    case 2: kern(w, rb, a, buf, 2, cols, out); break;          \
+    case 3: kern(w, rb, a, buf, 3, cols, out); break;          \
+    case 4: kern(w, rb, a, buf, 4, cols, out); break;          \
+    case 5: kern(w, rb, a, buf, 5, cols, out); break;          \
+    case 6: kern(w, rb, a, buf, 6, cols, out); break;          \
+    default: kern(w, rb, a, buf, BF_DOTN_MAX, cols, out); break; \
+  }
 static void dotn_q8_0(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q8_0_k) }
 static void dotn_q4_0(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q4_0_k) }
-static const bf_dotn Q8_0_DOTN = {dotn_prep_bytes, dotn_prep, dotn_q8_0};
-static const bf_dotn Q4_0_DOTN = {q4n_prep_bytes, q4n_prep, dotn_q4_0};
+static void dotn2_q4_0(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN2_CASES(dotn2_q4_0_k) }
+static const bf_dotn Q8_0_DOTN = {dotn_prep_bytes, dotn_prep, dotn_q8_0, NULL};
+static const bf_dotn Q4_0_DOTN = {q4n_prep_bytes, q4n_prep, dotn_q4_0, dotn2_q4_0};
 
 static void dot4_q8_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q8_0_x512(w, a, 4, cols, out); }
 static void dot4_q4_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q4_0_x128(w, a, 4, cols, out); }
@@ -991,68 +1033,88 @@ typedef struct {
 } k4n_consts;
 
 /*
- * The integer part of one super-block for every quad: v[q] = sumi and m[q] = summins partials, [t0..t3] per chunk.
+ * The integer part of one super-block of R rows (blk0, blk0 + rb) for every quad: v[r][q] = sumi and m[r][q] =
+ * summins partials, [t0..t3] per chunk.
  * xb, psb: this super-block's activations and pair sums.
  */
-AI void k4n_sums(const uint8_t *blk, const uint8_t *xb, const int16_t *psb, int nt, int has_high, const k4n_consts *k,
-                 __m512i *v, __m512i *m) {
+AI void k4n_sums(const uint8_t *blk0, size_t rb, int R, const uint8_t *xb, const int16_t *psb, int nt, int has_high,
+                 const k4n_consts *k, __m512i v[][2], __m512i m[][2]) {
   const int nq = (nt + 3) / 4;
-  /* k4_scales on general registers (compiled to xmm code, this work would take the vector ports) */
-  uint64_t w01;
-  uint32_t w2;
-  memcpy(&w01, blk + 4, 8);
-  memcpy(&w2, blk + 12, 4);
-  __asm__("" : "+r"(w01), "+r"(w2));
-  const uint64_t lo6 = 0x3f3f3f3f3f3f3f3full, top2 = 0x0303030303030303ull;
-  const uint64_t hi = (uint64_t)(w2 & 0x0f0f0f0fu) | (uint64_t)((w2 >> 4) & 0x0f0f0f0fu) << 32; /* [sc 4..7 | m 4..7] low nibbles */
-  const uint64_t up = ((w01 >> 6) & top2) << 4;                                                 /* their bits 4-5 */
-  uint64_t scm_lo = w01 & lo6, scm_hi = hi | up;                                                /* [sc 0..3 | m 0..3], [sc 4..7 | m 4..7] */
-  __asm__("" : "+r"(scm_lo), "+r"(scm_hi));
-  const uint64_t sc8 = (scm_lo & 0xffffffffull) | scm_hi << 32, m8 = scm_lo >> 32 | (scm_hi & 0xffffffff00000000ull);
-  const __m512i scb = _mm512_set1_epi64((long long)sc8), mb = _mm512_set1_epi64((long long)m8);
-  const __m512i sce = _mm512_shuffle_epi8(scb, k->i_sce), sco = _mm512_shuffle_epi8(scb, k->i_sco), mv = _mm512_shuffle_epi8(mb, k->i_m);
-  const uint8_t *qs = blk + (has_high ? 48 : 16);
-  const __m512i q0 = _mm512_loadu_si512((const void *)qs), q1 = _mm512_loadu_si512((const void *)(qs + 64));
-  const __m512i ra = _mm512_shuffle_i64x2(q0, q1, _MM_SHUFFLE(2, 0, 2, 0)), rb = _mm512_shuffle_i64x2(q0, q1, _MM_SHUFFLE(3, 1, 3, 1));
-  __m512i wv[4] = {_mm512_and_si512(ra, k->m4), _mm512_and_si512(rb, k->m4), _mm512_and_si512(_mm512_srli_epi16(ra, 4), k->m4),
-                   _mm512_and_si512(_mm512_srli_epi16(rb, 4), k->m4)};
-  if (has_high) {
-    /* qh byte e, bit j = fifth bit of element e of sub-block j: elements 0..15 / 16..31 in every chunk. Chunk c
-     * wants bit s = 2c (2c + 1) of each byte in bit 4: a 32-bit rotate by 4 − s keeps it inside its byte. 0xf8 = a | (b & c) */
-    const __m512i ha = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 16)));
-    const __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 32)));
-    wv[0] = _mm512_ternarylogic_epi32(wv[0], _mm512_rolv_epi32(ha, k->rot_e), k->bit4, 0xf8);
-    wv[1] = _mm512_ternarylogic_epi32(wv[1], _mm512_rolv_epi32(hb, k->rot_e), k->bit4, 0xf8);
-    wv[2] = _mm512_ternarylogic_epi32(wv[2], _mm512_rolv_epi32(ha, k->rot_o), k->bit4, 0xf8);
-    wv[3] = _mm512_ternarylogic_epi32(wv[3], _mm512_rolv_epi32(hb, k->rot_o), k->bit4, 0xf8);
+  __m512i sce[2], sco[2], mv[2], wv[2][4];
+  for (int r = 0; r < R; r++) {
+    const uint8_t *blk = blk0 + r * rb;
+    /* k4_scales on general registers (compiled to xmm code, this work would take the vector ports) */
+    uint64_t w01;
+    uint32_t w2;
+    memcpy(&w01, blk + 4, 8);
+    memcpy(&w2, blk + 12, 4);
+    __asm__("" : "+r"(w01), "+r"(w2));
+    const uint64_t lo6 = 0x3f3f3f3f3f3f3f3full, top2 = 0x0303030303030303ull;
+    const uint64_t hi = (uint64_t)(w2 & 0x0f0f0f0fu) | (uint64_t)((w2 >> 4) & 0x0f0f0f0fu) << 32; /* [sc 4..7 | m 4..7] low nibbles */
+    const uint64_t up = ((w01 >> 6) & top2) << 4;                                                 /* their bits 4-5 */
+    uint64_t scm_lo = w01 & lo6, scm_hi = hi | up;                                                /* [sc 0..3 | m 0..3], [sc 4..7 | m 4..7] */
+    __asm__("" : "+r"(scm_lo), "+r"(scm_hi));
+    const uint64_t sc8 = (scm_lo & 0xffffffffull) | scm_hi << 32, m8 = scm_lo >> 32 | (scm_hi & 0xffffffff00000000ull);
+    const __m512i scb = _mm512_set1_epi64((long long)sc8), mb = _mm512_set1_epi64((long long)m8);
+    sce[r] = _mm512_shuffle_epi8(scb, k->i_sce);
+    sco[r] = _mm512_shuffle_epi8(scb, k->i_sco);
+    mv[r] = _mm512_shuffle_epi8(mb, k->i_m);
+    const uint8_t *qs = blk + (has_high ? 48 : 16);
+    const __m512i q0 = _mm512_loadu_si512((const void *)qs), q1 = _mm512_loadu_si512((const void *)(qs + 64));
+    const __m512i ra = _mm512_shuffle_i64x2(q0, q1, _MM_SHUFFLE(2, 0, 2, 0)), rb4 = _mm512_shuffle_i64x2(q0, q1, _MM_SHUFFLE(3, 1, 3, 1));
+    wv[r][0] = _mm512_and_si512(ra, k->m4);
+    wv[r][1] = _mm512_and_si512(rb4, k->m4);
+    wv[r][2] = _mm512_and_si512(_mm512_srli_epi16(ra, 4), k->m4);
+    wv[r][3] = _mm512_and_si512(_mm512_srli_epi16(rb4, 4), k->m4);
+    if (has_high) {
+      /* qh byte e, bit j = fifth bit of element e of sub-block j: elements 0..15 / 16..31 in every chunk. Chunk c
+       * wants bit s = 2c (2c + 1) of each byte in bit 4: a 32-bit rotate by 4 − s keeps it inside its byte. 0xf8 = a | (b & c) */
+      const __m512i ha = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 16)));
+      const __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 32)));
+      wv[r][0] = _mm512_ternarylogic_epi32(wv[r][0], _mm512_rolv_epi32(ha, k->rot_e), k->bit4, 0xf8);
+      wv[r][1] = _mm512_ternarylogic_epi32(wv[r][1], _mm512_rolv_epi32(hb, k->rot_e), k->bit4, 0xf8);
+      wv[r][2] = _mm512_ternarylogic_epi32(wv[r][2], _mm512_rolv_epi32(ha, k->rot_o), k->bit4, 0xf8);
+      wv[r][3] = _mm512_ternarylogic_epi32(wv[r][3], _mm512_rolv_epi32(hb, k->rot_o), k->bit4, 0xf8);
+    }
   }
   for (int q = 0; q < nq; q++) {
-    __m512i s[2]; /* s[p]: tokens 4q + 2p (elements 0, 1 of each chunk) and 4q + 2p + 1 (elements 2, 3) */
+    __m512i s[2][2]; /* s[r][p]: tokens 4q + 2p (elements 0, 1 of each chunk) and 4q + 2p + 1 (elements 2, 3) */
     for (int p = 0; p < 2; p++) {
       if (4 * q + 2 * p >= nt) {
-        s[p] = _mm512_setzero_si512();
+        for (int r = 0; r < R; r++) s[r][p] = _mm512_setzero_si512();
         continue;
       }
-      __m512i ae[2], ao[2];
+      __m512i ae[2][2], ao[2][2];
       for (int u = 0; u < 2; u++) {
         const int t = 4 * q + 2 * p + u;
         if (t < nt) {
+          /* each activation vector loaded once for all R rows */
           const __m512i *x = (const __m512i *)(xb + (size_t)t * KN_XB);
-          ae[u] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], _mm512_load_si512(x)), wv[1], _mm512_load_si512(x + 1));
-          ao[u] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[2], _mm512_load_si512(x + 2)), wv[3], _mm512_load_si512(x + 3));
+          const __m512i x0 = _mm512_load_si512(x), x1 = _mm512_load_si512(x + 1);
+          const __m512i x2 = _mm512_load_si512(x + 2), x3 = _mm512_load_si512(x + 3);
+          for (int r = 0; r < R; r++) {
+            ae[r][u] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r][0], x0), wv[r][1], x1);
+            ao[r][u] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r][2], x2), wv[r][3], x3);
+          }
         } else {
-          ae[u] = ao[u] = _mm512_setzero_si512();
+          for (int r = 0; r < R; r++) ae[r][u] = ao[r][u] = _mm512_setzero_si512();
         }
       }
       /* per chunk: [t: sc·(lanes 0+1), sc·(lanes 2+3), t+1: …], both sub-blocks of the chunk */
-      s[p] = _mm512_dpwssd_epi32(_mm512_madd_epi16(_mm512_packs_epi32(ae[0], ae[1]), sce), _mm512_packs_epi32(ao[0], ao[1]), sco);
+      for (int r = 0; r < R; r++)
+        s[r][p] = _mm512_dpwssd_epi32(_mm512_madd_epi16(_mm512_packs_epi32(ae[r][0], ae[r][1]), sce[r]),
+                                      _mm512_packs_epi32(ao[r][0], ao[r][1]), sco[r]);
     }
-    v[q] = pair_sums(s[0], s[1]);
-    m[q] = _mm512_madd_epi16(mv, _mm512_load_si512((const void *)(psb + (size_t)q * 32)));
+    const __m512i ps = _mm512_load_si512((const void *)(psb + (size_t)q * 32));
+    for (int r = 0; r < R; r++) {
+      v[r][q] = pair_sums(s[r][0], s[r][1]);
+      m[r][q] = _mm512_madd_epi16(mv[r], ps);
+    }
   }
 }
 
-AI void k4n(const uint8_t *w, const void *buf, int nt, int cols, int has_high, float *out) {
+/* R (1 or 2) rows, w and w + rb: out[r·nt + t]; each row gets exactly the one-row operations */
+AI void k4n(const uint8_t *w, size_t rb, int R, const void *buf, int nt, int cols, int has_high, float *out) {
   const size_t bytes = has_high ? Q5_K_BYTES : Q4_K_BYTES;
   const int nb = cols / BF_QK_K, nq = (nt + 3) / 4;
   const uint8_t *xs = buf;
@@ -1068,68 +1130,79 @@ AI void k4n(const uint8_t *w, const void *buf, int nt, int cols, int has_high, f
   k.rot_o = _mm512_setr_epi32(3, 3, 3, 3, 1, 1, 1, 1, 31, 31, 31, 31, 29, 29, 29, 29);
   /* F16 pairs (d_w, dmin_w) of super-blocks b, b+1 → [d_w(b) ×4, d_w(b+1) ×4 | dmin_w(b) ×4, dmin_w(b+1) ×4] */
   const __m256i dd_idx = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5, 2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7);
-  /* block lanes per quad: acc[q][l] = 4 tokens */
-  _Alignas(64) float acc[2][8][4];
-  for (int q = 0; q < nq; q++) {
-    _mm512_store_ps(acc[q][0], _mm512_setzero_ps());
-    _mm512_store_ps(acc[q][4], _mm512_setzero_ps());
-  }
+  /* block lanes per row and quad: acc[r][q][l] = 4 tokens */
+  _Alignas(64) float acc[2][2][8][4];
+  for (int r = 0; r < R; r++)
+    for (int q = 0; q < nq; q++) {
+      _mm512_store_ps(acc[r][q][0], _mm512_setzero_ps());
+      _mm512_store_ps(acc[r][q][4], _mm512_setzero_ps());
+    }
   /* an odd super-block count starts with a single one, so that the row ends on a pair and the longer chain of the
    * single overlaps with the pairs */
   int b = 0;
   if (nb & 1) {
-    const uint8_t *blk = w;
-    __m512i v0[2], m0[2];
-    k4n_sums(blk, xs, ps, nt, has_high, &k, v0, m0);
-    uint64_t dd = 0;
-    memcpy(&dd, blk, 4);
-    /* [d_w ×4 | dmin_w ×4] */
-    const __m256 dwm = _mm256_cvtph_ps(_mm_shuffle_epi8(_mm_cvtsi64_si128((long long)dd),
-                                                        _mm_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3)));
-    for (int q = 0; q < nq; q++) {
-      /* [sumi | summins | sumi | summins] */
-      const __m512i z = chunk_adj(chunk_pairs(v0[q], m0[q]), chunk_pairs(v0[q], m0[q]));
-      const __m256 dx = _mm256_broadcast_ps((const __m128 *)(dxs + (size_t)q * nb * 4));
-      const __m256 pr = _mm256_mul_ps(_mm256_mul_ps(dwm, dx), _mm256_cvtepi32_ps(_mm512_castsi512_si256(z)));
-      _mm_store_ps(acc[q][0], _mm_add_ps(_mm_setzero_ps(), _mm_sub_ps(_mm256_castps256_ps128(pr), _mm256_extractf128_ps(pr, 1))));
+    __m512i v0[2][2], m0[2][2];
+    k4n_sums(w, rb, R, xs, ps, nt, has_high, &k, v0, m0);
+    for (int r = 0; r < R; r++) {
+      uint64_t dd = 0;
+      memcpy(&dd, w + r * rb, 4);
+      /* [d_w ×4 | dmin_w ×4] */
+      const __m256 dwm = _mm256_cvtph_ps(_mm_shuffle_epi8(_mm_cvtsi64_si128((long long)dd),
+                                                          _mm_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3)));
+      for (int q = 0; q < nq; q++) {
+        /* [sumi | summins | sumi | summins] */
+        const __m512i z = chunk_adj(chunk_pairs(v0[r][q], m0[r][q]), chunk_pairs(v0[r][q], m0[r][q]));
+        const __m256 dx = _mm256_broadcast_ps((const __m128 *)(dxs + (size_t)q * nb * 4));
+        const __m256 pr = _mm256_mul_ps(_mm256_mul_ps(dwm, dx), _mm256_cvtepi32_ps(_mm512_castsi512_si256(z)));
+        _mm_store_ps(acc[r][q][0], _mm_add_ps(_mm_setzero_ps(), _mm_sub_ps(_mm256_castps256_ps128(pr), _mm256_extractf128_ps(pr, 1))));
+      }
     }
     b = 1;
   }
   for (; b < nb; b += 2) {
-    const uint8_t *blk = w + (size_t)b * bytes;
-    __m512i v0[2], m0[2], v1[2], m1[2];
-    k4n_sums(blk, xs + (size_t)b * nt * KN_XB, ps + (size_t)b * nq * 32, nt, has_high, &k, v0, m0);
-    k4n_sums(blk + bytes, xs + (size_t)(b + 1) * nt * KN_XB, ps + (size_t)(b + 1) * nq * 32, nt, has_high, &k, v1, m1);
-    uint32_t d0, d1;
-    memcpy(&d0, blk, 4);
-    memcpy(&d1, blk + bytes, 4);
-    const uint64_t dd = (uint64_t)d1 << 32 | d0;
-    const __m512 dwm = _mm512_cvtph_ps(_mm256_shuffle_epi8(_mm256_set1_epi64x((long long)dd), dd_idx));
+    __m512i v0[2][2], m0[2][2], v1[2][2], m1[2][2];
+    k4n_sums(w + (size_t)b * bytes, rb, R, xs + (size_t)b * nt * KN_XB, ps + (size_t)b * nq * 32, nt, has_high, &k, v0, m0);
+    k4n_sums(w + (size_t)(b + 1) * bytes, rb, R, xs + (size_t)(b + 1) * nt * KN_XB, ps + (size_t)(b + 1) * nq * 32, nt,
+             has_high, &k, v1, m1);
     const int l = b & 7; /* lanes l and l+1, or 7 and 0 */
-    for (int q = 0; q < nq; q++) {
-      /* [sumi(b) | sumi(b+1) | summins(b) | summins(b+1)], 4 tokens each */
-      const __m512i y = chunk_adj(chunk_pairs(v0[q], v1[q]), chunk_pairs(m0[q], m1[q]));
-      /* f32(d_w·d_x)·f32(sumi) and f32(dmin_w·d_x)·f32(summins) per token and super-block, then their difference
-       * (k4_value) */
-      const __m512 dx = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(dxs + ((size_t)q * nb + b) * 4))));
-      const __m512 pr = _mm512_mul_ps(_mm512_mul_ps(dwm, dx), _mm512_cvtepi32_ps(y));
-      const __m256 vb = _mm256_sub_ps(_mm512_castps512_ps256(pr), hi256_ps(pr));
-      if (l != 7) {
-        _mm256_storeu_ps(acc[q][l], _mm256_add_ps(_mm256_loadu_ps(acc[q][l]), vb));
-      } else {
-        _mm_store_ps(acc[q][7], _mm_add_ps(_mm_load_ps(acc[q][7]), _mm256_castps256_ps128(vb)));
-        _mm_store_ps(acc[q][0], _mm_add_ps(_mm_load_ps(acc[q][0]), _mm256_extractf128_ps(vb, 1)));
+    for (int r = 0; r < R; r++) {
+      const uint8_t *blk = w + r * rb + (size_t)b * bytes;
+      uint32_t d0, d1;
+      memcpy(&d0, blk, 4);
+      memcpy(&d1, blk + bytes, 4);
+      const uint64_t dd = (uint64_t)d1 << 32 | d0;
+      const __m512 dwm = _mm512_cvtph_ps(_mm256_shuffle_epi8(_mm256_set1_epi64x((long long)dd), dd_idx));
+      for (int q = 0; q < nq; q++) {
+        /* [sumi(b) | sumi(b+1) | summins(b) | summins(b+1)], 4 tokens each */
+        const __m512i y = chunk_adj(chunk_pairs(v0[r][q], v1[r][q]), chunk_pairs(m0[r][q], m1[r][q]));
+        /* f32(d_w·d_x)·f32(sumi) and f32(dmin_w·d_x)·f32(summins) per token and super-block, then their difference
+         * (k4_value) */
+        const __m512 dx = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(dxs + ((size_t)q * nb + b) * 4))));
+        const __m512 pr = _mm512_mul_ps(_mm512_mul_ps(dwm, dx), _mm512_cvtepi32_ps(y));
+        const __m256 vb = _mm256_sub_ps(_mm512_castps512_ps256(pr), hi256_ps(pr));
+        float(*ac)[4] = acc[r][q];
+        if (l != 7) {
+          _mm256_storeu_ps(ac[l], _mm256_add_ps(_mm256_loadu_ps(ac[l]), vb));
+        } else {
+          _mm_store_ps(ac[7], _mm_add_ps(_mm_load_ps(ac[7]), _mm256_castps256_ps128(vb)));
+          _mm_store_ps(ac[0], _mm_add_ps(_mm_load_ps(ac[0]), _mm256_extractf128_ps(vb, 1)));
+        }
       }
     }
   }
-  for (int q = 0; q < nq; q++) quad_store(quad_fold(acc[q][0]), q, nt, out);
+  for (int r = 0; r < R; r++)
+    for (int q = 0; q < nq; q++) quad_store(quad_fold(acc[r][q][0]), q, nt, out + r * nt);
 }
-AI void dotn_q4_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)a; k4n(w, buf, nt, cols, 0, out); }
-AI void dotn_q5_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)a; k4n(w, buf, nt, cols, 1, out); }
+AI void dotn_q4_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)a; k4n(w, 0, 1, buf, nt, cols, 0, out); }
+AI void dotn_q5_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)a; k4n(w, 0, 1, buf, nt, cols, 1, out); }
+AI void dotn2_q4_k_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)a; k4n(w, rb, 2, buf, nt, cols, 0, out); }
+AI void dotn2_q5_k_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { (void)a; k4n(w, rb, 2, buf, nt, cols, 1, out); }
 static void dotn_q4_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q4_k_k) }
 static void dotn_q5_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q5_k_k) }
-static const bf_dotn Q4_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q4_k};
-static const bf_dotn Q5_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q5_k};
+static void dotn2_q4_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN2_CASES(dotn2_q4_k_k) }
+static void dotn2_q5_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN2_CASES(dotn2_q5_k_k) }
+static const bf_dotn Q4_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q4_k, dotn2_q4_k};
+static const bf_dotn Q5_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q5_k, dotn2_q5_k};
 
 /*
  * Q6_K for small batches, in the same way (see the Q4_K / Q5_K comment above): the quants are unpacked to 4 vectors
@@ -1264,7 +1337,7 @@ AI void q6n(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int 
 }
 AI void dotn_q6_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q6n(w, a, buf, nt, cols, out); }
 static void dotn_q6_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q6_k_k) }
-static const bf_dotn Q6_K_DOTN = {q6n_prep_bytes, q6n_prep, dotn_q6_k};
+static const bf_dotn Q6_K_DOTN = {q6n_prep_bytes, q6n_prep, dotn_q6_k, NULL};
 
 static float dot_q6_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; q6_k(w, a, 1, cols, &r); return r; }
 static void dot4_q6_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q6_k(w, a, 4, cols, out); }

@@ -103,6 +103,8 @@ static void matmul_rows_1tok(const bf_matmul_job *job, int64_t row_begin, int64_
 /*
  * A few tokens (batched decode of 2..BF_DOTN_MAX sequences): as for one token, a call streams its matrix once, so
  * rows are prefetched the same way and every weight row is read once for all tokens by bf_dotn (quant_blocks.h).
+ * Where the type has dot2, rows go two per call (`medium` decode step of 4 sequences, 1 thread: ~10% faster for
+ * Q4_0 and Q4_K, docs/kernel-decision.md). Pairs start at row_begin, so a thread's range may end on a single row.
  */
 static void matmul_rows_small(const bf_matmul_job *job, const bf_dotn *dn, int64_t row_begin, int64_t row_end) {
   const int cols = (int)job->cols, nt = (int)job->n_tok;
@@ -120,7 +122,21 @@ static void matmul_rows_small(const bf_matmul_job *job, const bf_dotn *dn, int64
   }
   dn->prep(a, nt, cols, buf);
   uintptr_t pf = (((uintptr_t)(w + (size_t)row_begin * rb)) & ~(uintptr_t)63) + BF_PREFETCH_BYTES;
-  for (int64_t r = row_begin; r < row_end; r++) {
+  int64_t r = row_begin;
+  /* two rows per call where the type has it (each activation load serves both); a last odd row goes alone */
+  if (dn->dot2)
+    for (; r + 1 < row_end; r += 2) {
+      const uint8_t *row = w + (size_t)r * rb;
+      for (const uintptr_t want = (uintptr_t)row + 2 * rb + BF_PREFETCH_BYTES; pf < want; pf += 64)
+        __builtin_prefetch((const void *)pf, 0, 2);
+      float res[2 * BF_DOTN_MAX];
+      dn->dot2(row, rb, a, buf, nt, cols, res);
+      for (int t = 0; t < nt; t++) {
+        job->out[t * job->rows + r] = res[t];
+        job->out[t * job->rows + r + 1] = res[nt + t];
+      }
+    }
+  for (; r < row_end; r++) {
     const uint8_t *row = w + (size_t)r * rb;
     for (const uintptr_t want = (uintptr_t)row + rb + BF_PREFETCH_BYTES; pf < want; pf += 64)
       __builtin_prefetch((const void *)pf, 0, 2);

@@ -90,6 +90,9 @@ typedef struct {
   size_t (*prep_bytes)(int nt, int cols);
   void (*prep)(const bf_act_row *a, int nt, int cols, void *buf);
   void (*dot)(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out);
+  /* two weight rows, w and w + row_bytes: out[0..nt) for the first, out[nt..2nt) for the second, each with the bits
+   * of dot(). Every activation load then serves two rows. NULL where it does not pay. */
+  void (*dot2)(const uint8_t *w, size_t row_bytes, const bf_act_row *a, const void *buf, int nt, int cols, float *out);
 } bf_dotn;
 const bf_dotn *bf_dotn_for(bf_dot_fn dot);
 

@@ -3,11 +3,12 @@
  * Q6_K) must give the TypeScript kernels' bits for every token count and thread count: super-block counts that
  * start with a single super-block and then pairs (1, 2, 3, 8, 9 — the pair that wraps from lane 7 to lane 0 — and
  * 17), Q4_0 rows of 16-block steps, an 8-block step and a scalar tail, row counts that are not multiples of
- * anything, all-maximal quants against saturated activations (the int16 partial sums at their bound, super-block
- * sums beyond 2^24), and zero, tiny and large activations. Where the addon is built without AVX-512 these calls
+ * anything, row pairs (two rows per call) with a leftover row and thread splits at odd rows, all-maximal quants
+ * against saturated activations (the int16 partial sums at their bound, super-block sums beyond 2^24), and zero,
+ * tiny and large activations. Where the addon is built without AVX-512 these calls
  * take the other native paths and must still match.
  */
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GGMLType, rowBytes, typeName } from '../src/engine/gguf/types.js';
 import { createNativeKernels, loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
 import { createTsKernels } from '../src/engine/kernels/ts.js';
@@ -122,6 +123,37 @@ describe.skipIf(!addon)(title, () => {
           });
         }
       }
+    }
+  }
+
+  /*
+   * Row pairs (`bf_dotn.dot2`: Q4_0, Q4_K, Q5_K take two weight rows per call, a last odd row goes alone). Row counts
+   * are odd and large enough that 2 and 3 threads really split the rows (native/addon.c runs a matmul below 64 KiB of
+   * weight bytes × tokens on one thread), and ≡ 27 (mod 36), so the 2-thread split and the first 3-thread split fall
+   * on odd rows: every thread's range then starts or ends inside a pair. Column counts cover the 16-block and 8-block
+   * Q4_0 steps with and without a tail, and K-quant rows that start with a single super-block or not.
+   */
+  const PAIR_COLS: Partial<Record<GGMLType, number[]>> = {
+    [GGMLType.Q4_0]: [24, 25, 40, 64].map((n) => 32 * n),
+    [GGMLType.Q4_K]: [1, 3, 8, 9].map((n) => 256 * n),
+    [GGMLType.Q5_K]: [3, 8, 9].map((n) => 256 * n),
+    [GGMLType.Q6_K]: [3, 8].map((n) => 256 * n),
+  };
+  function pairRows(type: GGMLType, cols: number): number {
+    let rows = 27;
+    while (rows * rowBytes(type, cols) * 2 < 64 * 1024) rows += 36;
+    return rows;
+  }
+  for (const [type, colsList] of Object.entries(PAIR_COLS).map(([t, c]) => [Number(t) as GGMLType, c!] as const)) {
+    for (const cols of colsList) {
+      const rows = pairRows(type, cols);
+      it(`row pairs: ${typeName(type)} ${rows}×${cols} (odd rows, threads 1/2/3 split at odd rows), nTok 2..7`, () => {
+        expect(Math.floor(rows / 2) % 2).toBe(1);
+        expect(Math.floor(rows / 3) % 2).toBe(1);
+        const label = `pairs ${typeName(type)} ${rows}×${cols}`;
+        const data = rawQuantWeights(type, rows, cols, rows * 31 + cols);
+        check({ name: label, type, rows, cols, data }, (nTok) => activations(cols, nTok, cols * 17 + nTok), label);
+      });
     }
   }
 
