@@ -1,5 +1,5 @@
 import { availableParallelism, totalmem } from 'node:os';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { CoordinatorNode } from '../cluster/coordinator/coordinator-node.js';
 import { createLogger } from '../cluster/log.js';
 import { parseByteSize } from '../cluster/plan-format.js';
@@ -49,9 +49,11 @@ export function registerWorker(program: Command): void {
     .requiredOption('--join <host:port>', 'coordinator address', hostPortArg)
     .option('--secret <s>', 'cluster secret (or BUTTERFLY_SECRET)')
     .option('-m, --model <file>', 'local copy of the model (otherwise the coordinator streams the tensors)')
-    .option('--memory <size>', 'memory this worker may use, e.g. 8GiB', byteSizeArg, Math.floor(totalmem() * 0.8))
+    // defaults described in words: --help should not print a byte count or a pid
+    .addOption(new Option('--memory <size>', 'memory this worker may use, e.g. 8GiB').argParser(byteSizeArg)
+      .default(Math.floor(totalmem() * 0.8), `80% of this host's memory, ${(totalmem() * 0.8 / 2 ** 30).toFixed(1)}GiB`))
     .option('-t, --threads <n>', 'compute threads', intArg('--threads', 1, 256), availableParallelism())
-    .option('--node-id <id>', 'name of this worker', `worker-${process.pid}`)
+    .addOption(new Option('--node-id <id>', 'name of this worker').default(`worker-${process.pid}`, 'worker-<pid>'))
     .option('--listen-host <host>', 'address the previous stage connects to', '127.0.0.1')
     .option('--listen-port <port>', 'port for the previous stage (0 = any)', intArg('--listen-port', 0, 65535), 0)
     .action(async (o: { join: { host: string; port: number }; secret?: string; model?: string; memory: number; threads: number; nodeId: string; listenHost: string; listenPort: number }) => {
@@ -77,10 +79,10 @@ export function registerCoordinator(program: Command): void {
     .command('coordinator')
     .description('run the coordinator for workers on other hosts')
     .requiredOption('-m, --model <file>', 'GGUF model file')
-    .option('--listen <host:port>', 'address workers join', hostPortArg, { host: '0.0.0.0', port: 7070 })
+    .addOption(new Option('--listen <host:port>', 'address workers join').argParser(hostPortArg).default({ host: '0.0.0.0', port: 7070 }, '0.0.0.0:7070'))
     .option('--secret <s>', 'cluster secret (or BUTTERFLY_SECRET)')
     .option('--workers <n>', 'workers to wait for before planning', intArg('--workers', 1, 256), 1)
-    .option('--http <host:port>', 'HTTP API address', hostPortArg, { host: '127.0.0.1', port: 8080 })
+    .addOption(new Option('--http <host:port>', 'HTTP API address').argParser(hostPortArg).default({ host: '127.0.0.1', port: 8080 }, '127.0.0.1:8080'))
     .action(async (o: { model: string; listen: { host: string; port: number }; secret?: string; workers: number; http: { host: string; port: number } }) => {
       const logger = createLogger('coordinator');
       const node = new CoordinatorNode({
