@@ -1,8 +1,10 @@
 /** What bench/engine.ts measures; shared with the per-process runner. */
 export const PREFILL_TOKENS = 128;
+/** Prefills timed; the median is reported. */
+export const PREFILL_RUNS = 3;
 export const DECODE_TOKENS = 64;
 export const BATCH_SIZES = [4, 16];
-export const BATCH_STEPS = 16;
+export const BATCH_STEPS = 24;
 /** Butterfly only: a batch large enough that aggregate decode throughput has stopped growing (the compute bound). */
 export const PLATEAU_BATCH = 64;
 

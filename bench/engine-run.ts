@@ -8,11 +8,16 @@ import { loadStage, openModel, wholeModel } from '../src/engine/model/load.js';
 import { LocalPipeline } from '../src/engine/model/pipeline.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 
-import { BATCH_SIZES, BATCH_STEPS, DECODE_TOKENS, PLATEAU_BATCH, PREFILL_TOKENS, type RunResult } from './engine-common.js';
+import { BATCH_SIZES, BATCH_STEPS, DECODE_TOKENS, PLATEAU_BATCH, PREFILL_RUNS, PREFILL_TOKENS, type RunResult } from './engine-common.js';
 
 function promptIds(n: number, vocab: number, seed: number): number[] {
   const rng = new SplitMix32(seed);
   return [1, ...Array.from({ length: n - 1 }, () => 3 + (rng.nextU32() % (vocab - 3)))];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function argmaxLast(l: Float32Array, vocab: number, row = -1): number {
@@ -35,20 +40,29 @@ async function runButterfly(model: string, threads: number): Promise<RunResult> 
     positions: Int32Array.from({ length: ids.length }, (_, i) => start + i), tokens: Int32Array.from(ids),
     logitRows: Int32Array.of(ids.length - 1), logitsOut,
   });
-  // Warm-up (page in the weights), then measure.
+  // Warm-up (page in the weights), then measure. Figures are medians of per-call times, so that a stall caused by
+  // another process on this 2-core machine moves them less than a total would.
   p.logitsSync(seq(promptIds(8, V, 9), 99, 0));
   await p.dropSequence(99);
   const prompt = promptIds(PREFILL_TOKENS, V, 1);
-  let t = performance.now();
-  let l = p.logitsSync(seq(prompt, 0, 0));
-  const prefillMs = performance.now() - t;
-  let tok = argmaxLast(l, V);
-  t = performance.now();
+  const prefillTimes: number[] = [];
+  for (let r = 0; r < PREFILL_RUNS; r++) {
+    const t = performance.now();
+    p.logitsSync(seq(prompt, 0, 0));
+    prefillTimes.push(performance.now() - t);
+    await p.dropSequence(0);
+  }
+  const prefillMs = median(prefillTimes);
+  // Decode: greedy continuation of the prompt's first 16 tokens, at the positions llama.cpp decodes below.
+  let tok = argmaxLast(p.logitsSync(seq(prompt.slice(0, 16), 0, 0)), V);
+  const decodeTimes: number[] = [];
   for (let i = 0; i < DECODE_TOKENS; i++) {
-    l = p.logitsSync(seq([tok], 0, PREFILL_TOKENS + i));
+    const t = performance.now();
+    const l = p.logitsSync(seq([tok], 0, 16 + i));
+    decodeTimes.push(performance.now() - t);
     tok = argmaxLast(l, V);
   }
-  const decodeMs = performance.now() - t;
+  const decodeMs = median(decodeTimes) * DECODE_TOKENS;
   const decodeRssBytes = process.memoryUsage().rss;
   let rssBytes = decodeRssBytes;
   await p.dropSequence(0);
@@ -57,15 +71,17 @@ async function runButterfly(model: string, threads: number): Promise<RunResult> 
     const batchLogits = new Float32Array(B * V);
     const toks: number[] = [];
     for (let s = 0; s < B; s++) toks.push(argmaxLast(p.logitsSync(seq(promptIds(16, V, 100 + s), s, 0)), V));
-    t = performance.now();
+    const stepTimes: number[] = [];
     for (let step = 0; step < BATCH_STEPS; step++) {
-      l = p.logitsSync({
+      const t = performance.now();
+      const l = p.logitsSync({
         nTokens: B, seqIds: Int32Array.from({ length: B }, (_, s) => s), positions: new Int32Array(B).fill(16 + step),
         tokens: Int32Array.from(toks), logitsOut: batchLogits,
       });
+      stepTimes.push(performance.now() - t);
       for (let s = 0; s < B; s++) toks[s] = argmaxLast(l, V, s);
     }
-    batched[B] = (B * BATCH_STEPS * 1000) / (performance.now() - t);
+    batched[B] = (B * 1000) / median(stepTimes);
     rssBytes = Math.max(rssBytes, process.memoryUsage().rss);
     for (let s = 0; s < B; s++) await p.dropSequence(s);
   }
@@ -97,18 +113,25 @@ async function runLlamaCpp(model: string, threads: number): Promise<RunResult> {
   // Warm-up (page in the weights).
   await s0.evaluateWithoutGeneratingNewTokens(promptIds(8, V, 9) as never);
   await s0.clearHistory();
-  let t = performance.now();
-  await s0.evaluateWithoutGeneratingNewTokens(prompt as never);
-  const prefillMs = performance.now() - t;
-  // Decode: greedy continuation of a short prompt.
-  await s0.clearHistory();
-  await s0.evaluateWithoutGeneratingNewTokens(prompt.slice(0, 16) as never);
-  let n = 0;
-  t = performance.now();
-  for await (const _tok of s0.evaluate([prompt[16]!] as never, { temperature: 0 })) {
-    if (++n >= DECODE_TOKENS) break;
+  const prefillTimes: number[] = [];
+  for (let r = 0; r < PREFILL_RUNS; r++) {
+    const t0 = performance.now();
+    await s0.evaluateWithoutGeneratingNewTokens(prompt as never);
+    prefillTimes.push(performance.now() - t0);
+    await s0.clearHistory();
   }
-  const decodeMs = performance.now() - t;
+  const prefillMs = median(prefillTimes);
+  // Decode: greedy continuation of a short prompt; the time between tokens, median.
+  await s0.evaluateWithoutGeneratingNewTokens(prompt.slice(0, 16) as never);
+  const decodeTimes: number[] = [];
+  let t = performance.now();
+  for await (const _tok of s0.evaluate([prompt[16]!] as never, { temperature: 0 })) {
+    const now = performance.now();
+    decodeTimes.push(now - t);
+    t = now;
+    if (decodeTimes.length >= DECODE_TOKENS) break;
+  }
+  const decodeMs = median(decodeTimes) * DECODE_TOKENS;
   s0.dispose();
   const decodeRssBytes = process.memoryUsage().rss;
   let rss = decodeRssBytes;

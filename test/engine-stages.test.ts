@@ -126,6 +126,19 @@ describe('stages', () => {
     for (let i = 0; i < first.length; i++) expect(bits(again[i]!)).toEqual(bits(first[i]!));
   });
 
+  it("a new sequence that reuses a dropped sequence's cache gives the bits of a fresh stage", async () => {
+    const path = models.model('tiny', SHAPES.tiny, 'q8_0');
+    const fresh = await trace(pipeline(path, 2, kernels), 9);
+    const p = pipeline(path, 2, kernels);
+    // A longer sequence first, so the reused cache holds stale keys/values past the new sequence's positions.
+    const long = Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 300));
+    await p.logits({ nTokens: long.length, seqIds: new Int32Array(long.length).fill(4), positions: Int32Array.from({ length: long.length }, (_, i) => i), tokens: Int32Array.from(long) });
+    await p.dropSequence(4);
+    const reused = await trace(p, 9);
+    expect(reused.length).toBe(fresh.length);
+    for (let i = 0; i < fresh.length; i++) expect(bits(reused[i]!)).toEqual(bits(fresh[i]!));
+  });
+
   it('rejects out-of-order positions and unknown token ids with clear errors', async () => {
     const path = models.model('tiny', SHAPES.tiny, 'f32');
     const p = pipeline(path, 1, kernels);
