@@ -193,8 +193,13 @@ export class WorkerNode {
       const started = performance.now();
       try {
         const model = openModel(this.opts.modelPath);
-        this.partition.transition('Validating', Trigger.Event('fetch_complete'));
-        this.store.loadFromFile(model.file, (loaded) => this.progress(loaded));
+        try {
+          this.partition.transition('Validating', Trigger.Event('fetch_complete'));
+          this.store.loadFromFile(model.file, (loaded) => this.progress(loaded));
+        } finally {
+          // the tensors are copied out (or mapped, which outlives the descriptor): a re-plan must not leak an fd
+          model.file.close();
+        }
         await this.finishLoad(performance.now() - started);
       } catch (err) {
         return this.loadFailed(err as Error);
