@@ -1,7 +1,7 @@
 /*
  * N-API glue (plain C, NAPI_VERSION 8). Exports:
  *   createPool(threads, spinUs) → handle        destroyPool(handle)
- *   matmul(handle, out, wBytes, type, rows, cols, x, nTok, scalar)
+ *   matmul(handle, out, wBytes, type, rows, cols, x, nTok, scalar, noAmx)
  *   attention(handle, out, q, nTok, nPos, cacheOf, keys[], values[], nHeads, nKvHeads, headDim, scalar)
  *   swiglu(handle, gate, up, n, scalar)        exp(out, x, scalar)
  *   rmsNorm(out, x, weight, nRows, dim, eps, scalar)     add(a, b, n, scalar)     addBias(a, bias, rows, n, scalar)
@@ -177,8 +177,8 @@ static int ranges_overlap(const void *a, size_t a_len, const void *b, size_t b_l
 }
 
 static napi_value matmul(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  napi_value undef = get_args(env, info, 9, argv);
+  napi_value argv[10];
+  napi_value undef = get_args(env, info, 10, argv);
   if (!undef) return NULL;
   bf_handle *h = get_handle(env, argv[0]);
   if (!h) return NULL;
@@ -187,13 +187,14 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   uint8_t *w;
   size_t out_len, w_len, x_len;
   int64_t type, rows, cols, n_tok;
-  bool scalar = false;
+  bool scalar = false, no_amx = false;
   if (get_typed(env, argv[1], napi_float32_array, (void **)&out, &out_len) ||
       get_typed(env, argv[2], napi_uint8_array, (void **)&w, &w_len) || get_int64(env, argv[3], &type) ||
       get_int64(env, argv[4], &rows) || get_int64(env, argv[5], &cols) ||
       get_typed(env, argv[6], napi_float32_array, (void **)&x, &x_len) || get_int64(env, argv[7], &n_tok))
     return NULL;
   CHECK(env, napi_get_value_bool(env, argv[8], &scalar));
+  CHECK(env, napi_get_value_bool(env, argv[9], &no_amx));
 
   bf_dot_fn dot;
   bf_dot4_fn dot4;
@@ -218,7 +219,7 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   }
   bf_acts acts;
   bf_prepare_acts((int)type, x, cols, n_tok, h->scratch, &acts);
-  bf_matmul_job job = {dot, dot4, w, row_bytes, rows, cols, n_tok, &acts, out};
+  bf_matmul_job job = {dot, dot4, w, row_bytes, rows, cols, n_tok, &acts, out, no_amx ? 1 : 0};
   const uint64_t work_bytes = (uint64_t)rows * row_bytes * (uint64_t)n_tok;
   int parts = work_bytes < BF_PARALLEL_MIN_BYTES ? 1 : bf_pool_threads(h->pool);
   if (parts > rows) parts = (int)rows;

@@ -11,7 +11,8 @@
 #include "matmul.h"
 
 /* Batches of at least this many tokens take the AMX path with tiles of 16 tokens (2048×768 Q8_0, one thread: 2.5×
- * the AVX-512 path at 8 tokens). Fewer tokens (2 ..) use narrow tiles, as wide as the batch. */
+ * the AVX-512 path at 8 tokens). Fewer tokens take bf_dotn, which beat AMX tiles as narrow as the batch in the model
+ * (docs/kernel-decision.md). */
 #define BF_AMX_MIN_TOK 8
 
 /* 1 if the CPU has AMX-INT8, the kernel granted tile data to this process and the build has the kernel; 0

@@ -1,6 +1,6 @@
 /*
  * AVX-512 (BW, VL, VNNI) quantized kernels, for 1 token, 4 tokens at once, and small batches of 2..7 tokens
- * (bf_dotn: Q8_0 in dotn_t256; Q4_0 in q4n; Q4_K / Q5_K in k4n; Q6_K in q6n). The weights of a block are loaded
+ * (bf_dotn: Q8_0 and Q4_0 in q4n; Q4_K / Q5_K in k4n; Q6_K in q6n). The weights of a block are loaded
  * and unpacked once and reused for every token; each token's integer sums are exact and its float steps are the
  * ones of docs/kernels.md, so every token gets the bits of the scalar kernels. q4n and k4n also take two weight rows
  * per call (bf_dotn.dot2), so that each activation vector is loaded once for both rows.
@@ -310,98 +310,6 @@ static float q4_0_dot_prep(const uint8_t *w, const void *buf, int cols) {
 
 static const bf_dot1_prep Q4_0_PREP = {q4_0_prep_bytes, q4_0_prep, q4_0_dot_prep};
 
-/*
- * Small batches of Q8_0 (bf_dotn; its q4 form served Q4_0 before q4n below): a block's integer sum is Σ over its
- * 8 dwords of dpbusd lanes. A group of 8 blocks is loaded as 8 vectors [block 2p, elements 0..15 | block 2p+1,
- * elements 0..15] and [… 16..31 | … 16..31], and 4×4 dword transposes inside each 128-bit lane (weights once per
- * row group, activations once per call) put all dwords of one block in one lane, in the lane order
- * 0,2,4,6,1,3,5,7: a token's 8 block sums are then plain dpbusd accumulations with no per-token reduction. Integer
- * sums are exact in any order; the float steps per lane are those of dot_q8_0 / dot_q4_0 and the lanes are put
- * back in natural order before the tail and the fold, so each token gets the one-token bits.
- */
-AI void transpose4x4_epi32_x2(__m256i r[4]) {
-  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
-  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
-  r[0] = _mm256_unpacklo_epi64(t0, t2);
-  r[1] = _mm256_unpackhi_epi64(t0, t2);
-  r[2] = _mm256_unpacklo_epi64(t1, t3);
-  r[3] = _mm256_unpackhi_epi64(t1, t3);
-}
-
-#define DOTN_GROUP 320 /* per token and group of 8 blocks: 256 bytes of x, 8 floats d_x, 8 int32 Σx (lane order) */
-static size_t dotn_prep_bytes(int nt, int cols) { return (size_t)nt * (size_t)(cols / BF_QK / 8) * DOTN_GROUP; }
-
-static void dotn_prep(const bf_act_row *a, int nt, int cols, void *buf) {
-  const int ng = cols / BF_QK / 8;
-  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-  for (int t = 0; t < nt; t++) {
-    for (int g = 0; g < ng; g++) {
-      const int8_t *xq = a[t].q + (size_t)g * 256;
-      __m256i r[8];
-      for (int p = 0; p < 4; p++) {
-        r[p] = ld_2x128(xq + 64 * p, xq + 64 * p + 32);
-        r[4 + p] = ld_2x128(xq + 64 * p + 16, xq + 64 * p + 48);
-      }
-      transpose4x4_epi32_x2(r);
-      transpose4x4_epi32_x2(r + 4);
-      uint8_t *dst = (uint8_t *)buf + ((size_t)t * ng + g) * DOTN_GROUP;
-      for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *)(dst + 32 * k), r[k]);
-      _mm256_store_ps((float *)(dst + 256), _mm256_permutevar8x32_ps(_mm256_loadu_ps(a[t].d + 8 * g), order));
-      _mm256_store_si256((__m256i *)(dst + 288),
-                         _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(a[t].sums + 8 * g)), order));
-    }
-  }
-}
-
-AI void dotn_t256(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, int q4, float *out) {
-  const int nb = cols / BF_QK, nb8 = nb - nb % 8, ng = nb / 8;
-  const int bytes = q4 ? Q4_0_BYTES : Q8_0_BYTES;
-  const __m256i bias = _mm256_set1_epi8((char)0x80), m4 = _mm256_set1_epi8(0x0f);
-  const __m256i offs = _mm256_setr_epi32(0, 2 * bytes, 4 * bytes, 6 * bytes, bytes, 3 * bytes, 5 * bytes, 7 * bytes);
-  __m256 acc[BF_DOTN_MAX];
-  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
-  for (int b = 0; b < nb8; b += 8) {
-    const uint8_t *g = w + (size_t)b * bytes;
-    __m256i wt[8];
-    for (int p = 0; p < 4; p++) {
-      const uint8_t *b0 = g + 2 * p * bytes + 2, *b1 = g + (2 * p + 1) * bytes + 2;
-      if (q4) {
-        const __m256i q = ld_2x128(b0, b1);
-        wt[p] = _mm256_and_si256(q, m4);
-        wt[4 + p] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      } else {
-        wt[p] = _mm256_xor_si256(ld_2x128(b0, b1), bias);
-        wt[4 + p] = _mm256_xor_si256(ld_2x128(b0 + 16, b1 + 16), bias);
-      }
-    }
-    transpose4x4_epi32_x2(wt);
-    transpose4x4_epi32_x2(wt + 4);
-    const __m256 dw = gather_scales8(g, offs);
-    for (int t = 0; t < nt; t++) {
-      const uint8_t *xp = (const uint8_t *)buf + ((size_t)t * ng + b / 8) * DOTN_GROUP;
-      __m256i z0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wt[0], _mm256_load_si256((const __m256i *)xp));
-      __m256i z1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wt[1], _mm256_load_si256((const __m256i *)(xp + 32)));
-      for (int k = 2; k < 8; k += 2) {
-        z0 = _mm256_dpbusd_epi32(z0, wt[k], _mm256_load_si256((const __m256i *)(xp + 32 * k)));
-        z1 = _mm256_dpbusd_epi32(z1, wt[k + 1], _mm256_load_si256((const __m256i *)(xp + 32 * k + 32)));
-      }
-      const __m256i xs = _mm256_slli_epi32(_mm256_load_si256((const __m256i *)(xp + 288)), q4 ? 3 : 7);
-      const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(z0, z1), xs);
-      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_load_ps((const float *)(xp + 256))), _mm256_cvtepi32_ps(isum)));
-    }
-  }
-  const __m256i unorder = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  for (int t = 0; t < nt; t++) {
-    __m256 lanes = _mm256_permutevar8x32_ps(acc[t], unorder);
-    for (int b = nb8; b < nb; b++) {
-      const uint8_t *blk = w + (size_t)b * bytes;
-      const int32_t is = q4 ? isum_q4_0(blk, a[t].q + b * BF_QK, a[t].sums[b]) : isum_q8_0(blk, a[t].q + b * BF_QK);
-      lanes = add_lane(lanes, b % 8, bf_scale_int(bf_load_f16(blk) * a[t].d[b], is));
-    }
-    out[t] = fold8_m256(lanes);
-  }
-}
-AI void dotn_q8_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { dotn_t256(w, a, buf, nt, cols, 0, out); }
 
 /*
  * Q4_0 for small batches with 512-bit integer work, 16 blocks per step (then, if 8..15 blocks are left, one step of 8
@@ -409,7 +317,8 @@ AI void dotn_q8_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int 
  * its 128-bit chunks c; a 4×4 dword transpose inside each chunk gives T_k with lane L = dword k of block L, so
  * lo(T_k) and hi(T_k) hold elements 4k..4k+3 and 16+4k..16+4k+3 of every block in that block's own lane: dpbusd then
  * gives each token its 16 block sums with no per-token reduction (the weight shuffles are shared by all tokens, and
- * on 512-bit vectors a token needs half the dpbusd of dotn_t256). The activations are re-laid to match once per call:
+ * on 512-bit vectors a token needs half the dpbusd of a 256-bit layout). The activations are re-laid to match once
+ * per call:
  * per token and step, 8 vectors X_k (lane L = dword k of block L's activations), then −8·Σx (the start of the sum)
  * and d_x per block. Lanes come out in natural block order and the float steps are dot_q4_0's: v =
  * f32(f32(d_w·d_x)·f32(isum)) into lane b % 8, in block order.
@@ -424,28 +333,31 @@ static size_t q4n_prep_bytes(int nt, int cols) {
 }
 
 /* one token's share of step s for n blocks from b0, in 256-bit half `half` when n = 8: vector k (at 64k), lane L
- * = dword k of block b0 + L's activations; then −8·Σx (at 512) and d_x (at 576) per block */
-static void q4n_relay(const bf_act_row *a, int b0, int n, uint8_t *s, int half) {
+ * = dword k of block b0 + L's activations; then −bias·Σx (at 512; bias 8 for Q4_0, 128 for Q8_0) and d_x (at 576)
+ * per block */
+static void q4n_relay(const bf_act_row *a, int b0, int n, uint8_t *s, int half, int32_t bias) {
   int32_t *nx = (int32_t *)(s + 512) + 8 * half;
   float *dx = (float *)(s + 576) + 8 * half;
   for (int L = 0; L < n; L++) {
     for (int k = 0; k < 8; k++) memcpy(s + 64 * k + 32 * half + 4 * L, a->q + (size_t)(b0 + L) * BF_QK + 4 * k, 4);
-    nx[L] = -8 * a->sums[b0 + L];
+    nx[L] = -bias * a->sums[b0 + L];
     dx[L] = a->d[b0 + L];
   }
 }
 
-static void q4n_prep(const bf_act_row *a, int nt, int cols, void *buf) {
+static void qn_prep(const bf_act_row *a, int nt, int cols, void *buf, int32_t bias) {
   const int nb = cols / BF_QK, n16 = nb / 16;
   uint8_t *d = buf;
   for (int t = 0; t < nt; t++)
-    for (int g = 0; g < n16; g++) q4n_relay(&a[t], 16 * g, 16, d + ((size_t)t * n16 + g) * Q4N_STEP, 0);
+    for (int g = 0; g < n16; g++) q4n_relay(&a[t], 16 * g, 16, d + ((size_t)t * n16 + g) * Q4N_STEP, 0, bias);
   if (nb % 16 >= 8) {
     uint8_t *p = d + (size_t)nt * n16 * Q4N_STEP;
     for (int t = 0; t < nt; t++)
-      for (int half = 0; half < 2; half++) q4n_relay(&a[t], 16 * n16, 8, p + (size_t)t * Q4N_STEP, half);
+      for (int half = 0; half < 2; half++) q4n_relay(&a[t], 16 * n16, 8, p + (size_t)t * Q4N_STEP, half, bias);
   }
 }
+static void q4n_prep(const bf_act_row *a, int nt, int cols, void *buf) { qn_prep(a, nt, cols, buf, 8); }
+static void q8n_prep(const bf_act_row *a, int nt, int cols, void *buf) { qn_prep(a, nt, cols, buf, 128); }
 
 /* 4×4 dword transpose inside each 128-bit chunk */
 AI void transpose4x4_epi32_x4(__m512i r[4]) {
@@ -478,9 +390,21 @@ AI void q4n_weights(__m512i tr[4], __m512i m4, __m512i wv[8]) {
   }
 }
 
-/* Σ over the 8 vectors, from −8·Σx: the exact isum of every lane, for R rows at once; each activation vector is
- * loaded once and serves every row from a register (a 512-bit dpbusd with a memory operand issues at ~2/3 the rate
- * of one from registers here) */
+/* Q8_0: lo[i] / hi[i] = bytes 0..15 / 16..31 of blocks 4c + i in chunk c → wv[k] / wv[4 + k] = dword k / 4 + k
+ * of block L in lane L, made unsigned (w + 128, xor 0x80) */
+AI void q8n_weights(__m512i lo[4], __m512i hi[4], __m512i wv[8]) {
+  const __m512i bias = _mm512_set1_epi8((char)0x80);
+  transpose4x4_epi32_x4(lo);
+  transpose4x4_epi32_x4(hi);
+  for (int k = 0; k < 4; k++) {
+    wv[k] = _mm512_xor_si512(lo[k], bias);
+    wv[4 + k] = _mm512_xor_si512(hi[k], bias);
+  }
+}
+
+/* Σ over the 8 vectors, from −8·Σx (Q8_0: −128·Σx): the exact isum of every lane, for R rows at once; each
+ * activation vector is loaded once and serves every row from a register (a 512-bit dpbusd with a memory operand
+ * issues at ~2/3 the rate of one from registers here) */
 AI void q4n_isums(const __m512i wv[][8], int R, const uint8_t *s, __m512i *acc) {
   const __m512i nx = _mm512_load_si512((const void *)(s + 512));
   for (int r = 0; r < R; r++) acc[r] = nx;
@@ -495,29 +419,36 @@ AI __m512 q4n_value(__m512i isum, const uint8_t *s, __m512 dw) {
   return _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_load_ps((const float *)(s + 576))), _mm512_cvtepi32_ps(isum));
 }
 
-/* R (1 or 2) rows, w and w + rb: out[r·nt + t]. Each row's lanes get exactly the one-row operations. */
-AI void q4n(const uint8_t *w, size_t rb, int R, const bf_act_row *a, const void *buf, int nt, int cols, float *out) {
+/* R (1 or 2) rows, w and w + rb: out[r·nt + t]. Each row's lanes get exactly the one-row operations. q8: Q8_0
+ * weights (q8n: the same steps, with 8 weight vectors per step loaded as two halves of each block and biased by
+ * 128 instead of unpacked from nibbles; the exact isum of dot_q8_0, Σ (w + 128)·x − 128·Σx). */
+AI void q4n(const uint8_t *w, size_t rb, int R, const bf_act_row *a, const void *buf, int nt, int cols, int q8, float *out) {
+  const int bytes = q8 ? Q8_0_BYTES : Q4_0_BYTES;
   const int nb = cols / BF_QK, n16 = nb / 16, has8 = nb % 16 >= 8, nb8 = 16 * n16 + 8 * has8;
   const uint8_t *xs = buf;
   __m256 lanes[2][MAX_TOK];
   for (int r = 0; r < R; r++)
     for (int t = 0; t < nt; t++) lanes[r][t] = _mm256_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0f);
-  const __m512i soff = _mm512_setr_epi32(0, 18, 36, 54, 72, 90, 108, 126, 144, 162, 180, 198, 216, 234, 252, 270);
+  const __m512i soff = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(bytes));
   for (int g = 0; g < n16; g++) {
     __m512i wv[2][8];
     __m512 dw[2];
     for (int r = 0; r < R; r++) {
-      const uint8_t *gb = w + r * rb + (size_t)g * 16 * Q4_0_BYTES;
-      __m512i tr[4];
-      for (int i = 0; i < 4; i++) {
-        const uint8_t *q = gb + i * Q4_0_BYTES + 2;
+      const uint8_t *gb = w + r * rb + (size_t)g * 16 * bytes;
+      __m512i tr[8];
+      for (int i = 0; i < (q8 ? 8 : 4); i++) {
+        const uint8_t *q = gb + (i % 4) * bytes + 2 + 16 * (i / 4);
         __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q));
-        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 4 * Q4_0_BYTES)), 1);
-        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 8 * Q4_0_BYTES)), 2);
-        tr[i] = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 12 * Q4_0_BYTES)), 3);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 4 * bytes)), 1);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 8 * bytes)), 2);
+        tr[i] = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(q + 12 * bytes)), 3);
       }
-      q4n_weights(tr, m4, wv[r]);
+      if (q8) q8n_weights(tr, tr + 4, wv[r]);
+      else q4n_weights(tr, m4, wv[r]);
+      /* Q8_0 prefetches its rows itself, spread over the steps (bf_dotn.self_prefetch) */
+      if (q8)
+        for (int o = 0; o < 16 * bytes; o += 64) _mm_prefetch((const char *)gb + BF_DOTN_PREFETCH_BYTES + o, _MM_HINT_T1);
       /* the 16 F16 scales: the low half of each gathered dword */
       dw[r] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(soff, (const void *)gb, 1)));
     }
@@ -532,17 +463,23 @@ AI void q4n(const uint8_t *w, size_t rb, int R, const bf_act_row *a, const void 
       }
     }
   }
+  if (q8)
+    for (int r = 0; r < R; r++)
+      for (int o = 0; o < (nb - 16 * n16) * bytes; o += 64)
+        _mm_prefetch((const char *)w + r * rb + (size_t)n16 * 16 * bytes + BF_DOTN_PREFETCH_BYTES + o, _MM_HINT_T1);
   if (has8) {
     /* 8 blocks of row 0 in the low 256-bit half and of row 1 (row 0 again when R = 1) in the high half, against one
      * token in both halves: the transposes, nibble masks and the scale gather serve both rows */
-    const uint8_t *g0 = w + (size_t)n16 * 16 * Q4_0_BYTES, *g1 = g0 + (R > 1 ? rb : 0);
-    __m512i tr[4], wv[1][8];
-    for (int i = 0; i < 4; i++) {
-      const __m256i y0 = ld_2x128(g0 + i * Q4_0_BYTES + 2, g0 + (4 + i) * Q4_0_BYTES + 2);
-      const __m256i y1 = ld_2x128(g1 + i * Q4_0_BYTES + 2, g1 + (4 + i) * Q4_0_BYTES + 2);
+    const uint8_t *g0 = w + (size_t)n16 * 16 * bytes, *g1 = g0 + (R > 1 ? rb : 0);
+    __m512i tr[8], wv[1][8];
+    for (int i = 0; i < (q8 ? 8 : 4); i++) {
+      const int o = (i % 4) * bytes + 2 + 16 * (i / 4);
+      const __m256i y0 = ld_2x128(g0 + o, g0 + 4 * bytes + o);
+      const __m256i y1 = ld_2x128(g1 + o, g1 + 4 * bytes + o);
       tr[i] = _mm512_inserti64x4(_mm512_castsi256_si512(y0), y1, 1);
     }
-    q4n_weights(tr, m4, wv[0]);
+    if (q8) q8n_weights(tr, tr + 4, wv[0]);
+    else q4n_weights(tr, m4, wv[0]);
     /* offsets 18L of both rows' blocks; the low half of each gathered dword */
     const __m512i off = _mm512_mask_add_epi32(soff, (__mmask16)0xff00, _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7), soff),
                                               _mm512_set1_epi32((int)(g1 - g0)));
@@ -559,14 +496,17 @@ AI void q4n(const uint8_t *w, size_t rb, int R, const bf_act_row *a, const void 
   for (int r = 0; r < R; r++) {
     for (int t = 0; t < nt; t++)
       for (int b = nb8; b < nb; b++) {
-        const uint8_t *blk = w + r * rb + (size_t)b * Q4_0_BYTES;
-        lanes[r][t] = add_lane(lanes[r][t], b % 8, bf_scale_int(bf_load_f16(blk) * a[t].d[b], isum_q4_0(blk, a[t].q + b * BF_QK, a[t].sums[b])));
+        const uint8_t *blk = w + r * rb + (size_t)b * bytes;
+        const int32_t is = q8 ? isum_q8_0(blk, a[t].q + b * BF_QK) : isum_q4_0(blk, a[t].q + b * BF_QK, a[t].sums[b]);
+        lanes[r][t] = add_lane(lanes[r][t], b % 8, bf_scale_int(bf_load_f16(blk) * a[t].d[b], is));
       }
     for (int t = 0; t < nt; t += 4) fold8_x4(lanes[r] + t, nt - t < 4 ? nt - t : 4, out + r * nt + t);
   }
 }
-AI void dotn_q4_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, 0, 1, a, buf, nt, cols, out); }
-AI void dotn2_q4_0_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, rb, 2, a, buf, nt, cols, out); }
+AI void dotn_q4_0_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, 0, 1, a, buf, nt, cols, 0, out); }
+AI void dotn2_q4_0_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, rb, 2, a, buf, nt, cols, 0, out); }
+AI void dotn_q8n_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, 0, 1, a, buf, nt, cols, 1, out); }
+AI void dotn2_q8n_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q4n(w, rb, 2, a, buf, nt, cols, 1, out); }
 
 /* nt as a constant, so each case keeps its accumulators in registers */
 #define DOTN_CASES(kern)                                       \
@@ -587,11 +527,12 @@ AI void dotn2_q4_0_k(const uint8_t *w, size_t rb, const bf_act_row *a, const voi
     case 6: kern(w, rb, a, buf, 6, cols, out); break;          \
     default: kern(w, rb, a, buf, BF_DOTN_MAX, cols, out); break; \
   }
-static void dotn_q8_0(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q8_0_k) }
 static void dotn_q4_0(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q4_0_k) }
 static void dotn2_q4_0(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN2_CASES(dotn2_q4_0_k) }
-static const bf_dotn Q8_0_DOTN = {dotn_prep_bytes, dotn_prep, dotn_q8_0, NULL};
-static const bf_dotn Q4_0_DOTN = {q4n_prep_bytes, q4n_prep, dotn_q4_0, dotn2_q4_0};
+static void dotn_q8n(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q8n_k) }
+static void dotn2_q8n(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN2_CASES(dotn2_q8n_k) }
+static const bf_dotn Q8_0_DOTN = {q4n_prep_bytes, q8n_prep, dotn_q8n, dotn2_q8n, 1};
+static const bf_dotn Q4_0_DOTN = {q4n_prep_bytes, q4n_prep, dotn_q4_0, dotn2_q4_0, 0};
 
 static void dot4_q8_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q8_0_x512(w, a, 4, cols, out); }
 static void dot4_q4_0(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q4_0_x128(w, a, 4, cols, out); }
@@ -1201,8 +1142,8 @@ static void dotn_q4_k(const uint8_t *w, const bf_act_row *a, const void *buf, in
 static void dotn_q5_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q5_k_k) }
 static void dotn2_q4_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN2_CASES(dotn2_q4_k_k) }
 static void dotn2_q5_k(const uint8_t *w, size_t rb, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN2_CASES(dotn2_q5_k_k) }
-static const bf_dotn Q4_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q4_k, dotn2_q4_k};
-static const bf_dotn Q5_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q5_k, dotn2_q5_k};
+static const bf_dotn Q4_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q4_k, dotn2_q4_k, 0};
+static const bf_dotn Q5_K_DOTN = {k4n_prep_bytes, k4n_prep, dotn_q5_k, dotn2_q5_k, 0};
 
 /*
  * Q6_K for small batches, in the same way (see the Q4_K / Q5_K comment above): the quants are unpacked to 4 vectors
@@ -1337,7 +1278,7 @@ AI void q6n(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int 
 }
 AI void dotn_q6_k_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { q6n(w, a, buf, nt, cols, out); }
 static void dotn_q6_k(const uint8_t *w, const bf_act_row *a, const void *buf, int nt, int cols, float *out) { DOTN_CASES(dotn_q6_k_k) }
-static const bf_dotn Q6_K_DOTN = {q6n_prep_bytes, q6n_prep, dotn_q6_k, NULL};
+static const bf_dotn Q6_K_DOTN = {q6n_prep_bytes, q6n_prep, dotn_q6_k, NULL, 0};
 
 static float dot_q6_k(const uint8_t *w, const bf_act_row *a, int cols) { float r; q6_k(w, a, 1, cols, &r); return r; }
 static void dot4_q6_k(const uint8_t *w, const bf_act_row *a, int cols, float *out) { q6_k(w, a, 4, cols, out); }

@@ -105,6 +105,7 @@ static void matmul_rows_1tok(const bf_matmul_job *job, int64_t row_begin, int64_
  * rows are prefetched the same way and every weight row is read once for all tokens by bf_dotn (quant_blocks.h).
  * Where the type has dot2, rows go two per call (`medium` decode step of 4 sequences, 1 thread: ~10% faster for
  * Q4_0 and Q4_K, docs/kernel-decision.md). Pairs start at row_begin, so a thread's range may end on a single row.
+ * Kernels with self_prefetch (Q8_0) prefetch their rows themselves, spread over their steps, instead of this burst.
  */
 static void matmul_rows_small(const bf_matmul_job *job, const bf_dotn *dn, int64_t row_begin, int64_t row_end) {
   const int cols = (int)job->cols, nt = (int)job->n_tok;
@@ -127,8 +128,9 @@ static void matmul_rows_small(const bf_matmul_job *job, const bf_dotn *dn, int64
   if (dn->dot2)
     for (; r + 1 < row_end; r += 2) {
       const uint8_t *row = w + (size_t)r * rb;
-      for (const uintptr_t want = (uintptr_t)row + 2 * rb + BF_PREFETCH_BYTES; pf < want; pf += 64)
-        __builtin_prefetch((const void *)pf, 0, 2);
+      if (!dn->self_prefetch)
+        for (const uintptr_t want = (uintptr_t)row + 2 * rb + BF_PREFETCH_BYTES; pf < want; pf += 64)
+          __builtin_prefetch((const void *)pf, 0, 2);
       float res[2 * BF_DOTN_MAX];
       dn->dot2(row, rb, a, buf, nt, cols, res);
       for (int t = 0; t < nt; t++) {
@@ -138,8 +140,9 @@ static void matmul_rows_small(const bf_matmul_job *job, const bf_dotn *dn, int64
     }
   for (; r < row_end; r++) {
     const uint8_t *row = w + (size_t)r * rb;
-    for (const uintptr_t want = (uintptr_t)row + rb + BF_PREFETCH_BYTES; pf < want; pf += 64)
-      __builtin_prefetch((const void *)pf, 0, 2);
+    if (!dn->self_prefetch)
+      for (const uintptr_t want = (uintptr_t)row + rb + BF_PREFETCH_BYTES; pf < want; pf += 64)
+        __builtin_prefetch((const void *)pf, 0, 2);
     float res[BF_DOTN_MAX];
     dn->dot(row, a, buf, nt, cols, res);
     for (int t = 0; t < nt; t++) job->out[t * job->rows + r] = res[t];
@@ -148,13 +151,9 @@ static void matmul_rows_small(const bf_matmul_job *job, const bf_dotn *dn, int64
 }
 
 void bf_matmul_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
-  /* a few Q8_0 tokens: AMX with narrow tiles beats bf_dotn (`medium` decode step of 4 sequences, 1 thread, best of
-   * 48 steps over 5 runs each: ~10.2 vs ~11.3 ms). Not for Q4_0, whose rows must first be unpacked to int8 (~11
-   * vs ~8 ms), nor for one token, where the bf_dot1 kernels stay ahead. */
-  if (job->n_tok >= 2 && job->n_tok < BF_AMX_MIN_TOK && job->dot == bf_dot_q8_0_simd) {
-    row_begin = bf_amx_rows(job, 0, row_begin, row_end);
-    if (row_begin >= row_end) return;
-  }
+  /* 2..7 tokens go to bf_dotn for every type, Q8_0 included: its two-row q8n kernel with spread prefetch beats AMX's
+   * narrow tiles (an AMX path for 2..7 tokens, since removed) in a `medium` decode step, 1 thread, best of 48 steps over
+   * 5 alternating runs: B=2 5.16 vs 5.49 ms, B=4 6.17 vs 7.03, B=7 8.58 vs 9.35 (docs/kernel-decision.md). */
   if (job->n_tok == 1) {
     matmul_rows_1tok(job, row_begin, row_end);
     return;
@@ -167,7 +166,9 @@ void bf_matmul_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end
     }
   }
   /* AMX tiles for big Q8_0 / Q4_0 batches (native/amx.c): whole 16-row groups; any rest continues below */
-  if (job->n_tok >= BF_AMX_MIN_TOK && (job->dot == bf_dot_q8_0_simd || job->dot == bf_dot_q4_0_simd))
+  if (job->no_amx) {
+    /* AVX-512 paths only (tests) */
+  } else if (job->n_tok >= BF_AMX_MIN_TOK && (job->dot == bf_dot_q8_0_simd || job->dot == bf_dot_q4_0_simd))
     row_begin = bf_amx_rows(job, job->dot == bf_dot_q4_0_simd, row_begin, row_end);
   else if (job->n_tok >= BF_AMX_MIN_TOK &&
            (job->dot == bf_dot_q4_k_simd || job->dot == bf_dot_q5_k_simd || job->dot == bf_dot_q6_k_simd))

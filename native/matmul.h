@@ -12,6 +12,7 @@ typedef struct {
   int64_t rows, cols, n_tok;
   const bf_acts *acts;
   float *out;
+  int no_amx; /* 1: the AVX-512 paths even where AMX would be taken (tests) */
 } bf_matmul_job;
 
 /* Computes rows [row_begin, row_end) for every token. */

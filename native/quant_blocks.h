@@ -93,7 +93,11 @@ typedef struct {
   /* two weight rows, w and w + row_bytes: out[0..nt) for the first, out[nt..2nt) for the second, each with the bits
    * of dot(). Every activation load then serves two rows. NULL where it does not pay. */
   void (*dot2)(const uint8_t *w, size_t row_bytes, const bf_act_row *a, const void *buf, int nt, int cols, float *out);
+  /* 1: dot() / dot2() prefetch their rows BF_DOTN_PREFETCH_BYTES ahead into L2 themselves, a few lines per step of
+   * the kernel, and the row loop does not (Q8_0: a burst per row pair kept the line-fill buffers busy) */
+  int self_prefetch;
 } bf_dotn;
+#define BF_DOTN_PREFETCH_BYTES (24 * 1024)
 const bf_dotn *bf_dotn_for(bf_dot_fn dot);
 
 #endif

@@ -1,7 +1,7 @@
 /**
- * The AMX paths of native/amx.c (Q8_0: narrow tiles for 2..7 tokens; Q8_0 and Q4_0: 16-token tiles from 8 tokens
- * on; K-quants from 8 tokens on) must give the TypeScript
- * kernels' bits exactly: token counts that are and are not multiples of 16, row counts with a rest of 1..15 rows
+ * The AMX paths of native/amx.c (Q8_0 and Q4_0: 16-token tiles from 8 tokens on; K-quants from 8 tokens on; batches
+ * of 2..7 tokens take bf_dotn and are checked here on that path too) must give the
+ * TypeScript kernels' bits exactly: token counts that are and are not multiples of 16, row counts with a rest of 1..15 rows
  * (which the usual AVX-512 path computes), 1..24 blocks per row (lanes with no block, one block, several), every
  * byte pattern of raw weights, zero / subnormal / large activations, and 1 to 3 threads.
  * Skipped where the CPU has no AMX-INT8 (the code paths tested here are then not compiled in or not taken).

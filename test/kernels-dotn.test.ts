@@ -1,12 +1,13 @@
 /**
- * Batched decode of 2..7 tokens (the small-batch kernels `bf_dotn` of native/dot_avx512.c for Q4_0, Q4_K, Q5_K and
- * Q6_K) must give the TypeScript kernels' bits for every token count and thread count: super-block counts that
+ * Batched decode of 2..7 tokens (the small-batch kernels `bf_dotn` of native/dot_avx512.c for Q8_0, Q4_0, Q4_K, Q5_K
+ * and Q6_K) must give the TypeScript kernels' bits for every token count and thread count: super-block counts that
  * start with a single super-block and then pairs (1, 2, 3, 8, 9 — the pair that wraps from lane 7 to lane 0 — and
  * 17), Q4_0 rows of 16-block steps, an 8-block step and a scalar tail, row counts that are not multiples of
  * anything, row pairs (two rows per call) with a leftover row and thread splits at odd rows, all-maximal quants
  * against saturated activations (the int16 partial sums at their bound, super-block sums beyond 2^24), and zero,
  * tiny and large activations. Where the addon is built without AVX-512 these calls
- * take the other native paths and must still match.
+ * take the other native paths and must still match. Every case also runs on kernels made with `amx: false`
+ * (`noamx/…`), which never take an AMX path, so bf_dotn stays tested whatever native/matmul.c dispatches to AMX.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GGMLType, rowBytes, typeName } from '../src/engine/gguf/types.js';
@@ -26,13 +27,13 @@ const title = addon
 
 const TOKENS = [2, 3, 4, 5, 6, 7] as const;
 const BLOCK_BYTES: Partial<Record<GGMLType, number>> = {
-  [GGMLType.Q4_0]: 18, [GGMLType.Q4_K]: 144, [GGMLType.Q5_K]: 176, [GGMLType.Q6_K]: 210,
+  [GGMLType.Q8_0]: 34, [GGMLType.Q4_0]: 18, [GGMLType.Q4_K]: 144, [GGMLType.Q5_K]: 176, [GGMLType.Q6_K]: 210,
 };
 /** Offsets of the F16 scales in a block. */
 const F16_FIELDS: Partial<Record<GGMLType, number[]>> = {
-  [GGMLType.Q4_0]: [0], [GGMLType.Q4_K]: [0, 2], [GGMLType.Q5_K]: [0, 2], [GGMLType.Q6_K]: [208],
+  [GGMLType.Q8_0]: [0], [GGMLType.Q4_0]: [0], [GGMLType.Q4_K]: [0, 2], [GGMLType.Q5_K]: [0, 2], [GGMLType.Q6_K]: [208],
 };
-/** Q4_0: 1, 7 (tail only), 8 (one 8-block step), 15, 16 (one 16-block step), 24, 25, 40 blocks of 32. */
+/** Q4_0 and Q8_0: 1, 7 (tail only), 8 (one 8-block step), 15, 16 (one 16-block step), 24, 25, 40 blocks of 32. */
 const Q4_0_COLS = [1, 7, 8, 15, 16, 24, 25, 40].map((n) => 32 * n);
 /** K-quants: 1, 2, 3, 8, 9, 17 super-blocks of 256. */
 const K_COLS = [1, 2, 3, 8, 9, 17].map((n) => 256 * n);
@@ -75,12 +76,16 @@ function activations(cols: number, nTok: number, seed: number): Float32Array {
   return x;
 }
 
-/** Every quant bit set (Q4_K / Q5_K: 15 / 31 with scales and mins 63; Q6_K: 63 with scales 127; Q4_0: 15). */
+/** Every quant bit set (Q4_K / Q5_K: 15 / 31 with scales and mins 63; Q6_K: 63 with scales 127; Q4_0: 15); Q8_0:
+ * −128 (0x80, which the bias of 128 maps to 0), alternating per block with 127. */
 function maxQuantWeights(type: GGMLType, rows: number, cols: number): Uint8Array {
   const data = new Uint8Array(rows * rowBytes(type, cols)).fill(0xff);
   const bb = BLOCK_BYTES[type]!;
   for (let b = 0; b < data.length; b += bb) {
-    if (type === GGMLType.Q6_K) {
+    if (type === GGMLType.Q8_0) {
+      data.fill((b / bb) % 2 ? 0x7f : 0x80, b + 2, b + bb);
+      writeF16(data, b, 0.013);
+    } else if (type === GGMLType.Q6_K) {
       for (let j = 0; j < 16; j++) data[b + 192 + j] = 127;
       writeF16(data, b + 208, 0.011);
     } else {
@@ -95,7 +100,10 @@ describe.skipIf(!addon)(title, () => {
   const ts = createTsKernels();
   const native = new Map<string, Kernels>();
   beforeAll(() => {
-    for (const threads of [1, 2, 3]) native.set(`simd/${threads}`, createNativeKernels(threads)!);
+    for (const threads of [1, 2, 3]) {
+      native.set(`simd/${threads}`, createNativeKernels(threads)!);
+      native.set(`noamx/${threads}`, createNativeKernels(threads, { amx: false })!);
+    }
     native.set('scalar/1', createNativeKernels(1, { scalar: true })!);
   });
   afterAll(() => {
@@ -110,8 +118,8 @@ describe.skipIf(!addon)(title, () => {
     }
   }
 
-  for (const type of [GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]) {
-    for (const cols of type === GGMLType.Q4_0 ? Q4_0_COLS : K_COLS) {
+  for (const type of [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]) {
+    for (const cols of type === GGMLType.Q4_0 || type === GGMLType.Q8_0 ? Q4_0_COLS : K_COLS) {
       for (const rows of ROWS) {
         for (const source of ['raw', 'quantized'] as const) {
           const label = `${source} ${typeName(type)} ${rows}×${cols}`;
@@ -127,13 +135,15 @@ describe.skipIf(!addon)(title, () => {
   }
 
   /*
-   * Row pairs (`bf_dotn.dot2`: Q4_0, Q4_K, Q5_K take two weight rows per call, a last odd row goes alone). Row counts
-   * are odd and large enough that 2 and 3 threads really split the rows (native/addon.c runs a matmul below 64 KiB of
-   * weight bytes × tokens on one thread), and ≡ 27 (mod 36), so the 2-thread split and the first 3-thread split fall
-   * on odd rows: every thread's range then starts or ends inside a pair. Column counts cover the 16-block and 8-block
-   * Q4_0 steps with and without a tail, and K-quant rows that start with a single super-block or not.
+   * Row pairs (`bf_dotn.dot2`: Q8_0, Q4_0, Q4_K, Q5_K take two weight rows per call, a last odd row goes alone). Row
+   * counts are odd and large enough that 2 and 3 threads really split the rows (native/addon.c runs a matmul below
+   * 64 KiB of weight bytes × tokens on one thread), and ≡ 27 (mod 36), so the 2-thread split and the first 3-thread
+   * split fall on odd rows: every thread's range then starts or ends inside a pair. Column counts cover the 16-block
+   * and 8-block Q4_0 / Q8_0 steps with and without a tail, and K-quant rows that start with a single super-block or
+   * not.
    */
   const PAIR_COLS: Partial<Record<GGMLType, number[]>> = {
+    [GGMLType.Q8_0]: [24, 25, 40, 64].map((n) => 32 * n),
     [GGMLType.Q4_0]: [24, 25, 40, 64].map((n) => 32 * n),
     [GGMLType.Q4_K]: [1, 3, 8, 9].map((n) => 256 * n),
     [GGMLType.Q5_K]: [3, 8, 9].map((n) => 256 * n),
@@ -158,8 +168,8 @@ describe.skipIf(!addon)(title, () => {
   }
 
   it('all-maximal quants against saturated activations (int16 partial sums at their bound, sums beyond 2^24)', () => {
-    for (const type of [GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]) {
-      for (const cols of type === GGMLType.Q4_0 ? [768, 800] : [2048, 2304]) {
+    for (const type of [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]) {
+      for (const cols of type === GGMLType.Q4_0 || type === GGMLType.Q8_0 ? [768, 800] : [2048, 2304]) {
         const w: WeightTensor = { name: `max ${typeName(type)}`, type, rows: 3, cols, data: maxQuantWeights(type, 3, cols) };
         // x_q = ±127 everywhere (all one sign per token, or alternating), and near −127 with varied parity
         check(w, (nTok) => {

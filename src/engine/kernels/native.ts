@@ -21,10 +21,11 @@ export interface NativeAddon {
   createPool(threads: number, spinMicros: number): NativePoolHandle;
   /** Stops the pool's helper threads now (otherwise they stop when the handle is collected or at exit). */
   destroyPool(pool: NativePoolHandle): void;
-  /** out[t·rows + r] = dot(row r of w, x[t·cols ..]) for t < nTok; `scalar` forces the portable C path. */
+  /** out[t·rows + r] = dot(row r of w, x[t·cols ..]) for t < nTok; `scalar` forces the portable C path, `noAmx` the
+   * AVX-512 paths where AMX would be taken. */
   matmul(
     pool: NativePoolHandle, out: Float32Array, w: Uint8Array, type: number, rows: number, cols: number,
-    x: Float32Array, nTok: number, scalar: boolean,
+    x: Float32Array, nTok: number, scalar: boolean, noAmx: boolean,
   ): void;
   /** Kernels.attention (docs/kernels.md "Attention"), parallel over (token, KV head) on the pool. */
   attention(
@@ -104,6 +105,8 @@ export function nativeAddonLoadError(): string | null {
 export interface NativeKernelOptions {
   /** Use the portable C path instead of SIMD (same bits; for tests and comparisons). */
   readonly scalar?: boolean;
+  /** false: never the AMX paths, also where the CPU has AMX (same bits; for tests of the AVX-512 kernels). */
+  readonly amx?: boolean;
   /** Idle spin before helpers park, in microseconds. */
   readonly spinMicros?: number;
 }
@@ -118,13 +121,14 @@ export function createNativeKernels(threads: number, opts: NativeKernelOptions =
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const pool = addon.createPool(threads, opts.spinMicros ?? DEFAULT_SPIN_MICROS);
   const scalar = opts.scalar ?? false;
+  const noAmx = opts.amx === false;
   let rowKernels: Kernels | null = null; // created on first getRow: embedding lookups are rare and cheap
   let disposed = false;
   return {
     name: 'native',
     threads,
     matmul(out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
-      addon.matmul(pool, out, w.data, w.type, w.rows, w.cols, x, nTok, scalar);
+      addon.matmul(pool, out, w.data, w.type, w.rows, w.cols, x, nTok, scalar, noAmx);
     },
     attention(out: Float32Array, a: AttentionBatch): void {
       addon.attention(pool, out, a.q, a.nTok, a.nPos, a.cacheOf, a.keys, a.values, a.nHeads, a.nKvHeads, a.headDim, scalar);
