@@ -7,16 +7,16 @@
  * Skipped where the CPU has no AMX-INT8 (the code paths tested here are then not compiled in or not taken).
  */
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { GGMLType, rowBytes, typeName } from '../src/engine/gguf/types.js';
-import { createNativeKernels, loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
+import { loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
 import { createTsKernels } from '../src/engine/kernels/ts.js';
-import type { Kernels } from '../src/engine/kernels/types.js';
 import { writeF16 } from '../src/engine/quant/half.js';
 import { randomFloats, randomWeights } from '../src/engine/quant/random.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 import type { WeightTensor } from '../src/engine/tensor.js';
 import { expectSameBits, runMatmul } from './helpers/bits.js';
+import { useNativeVariants } from './helpers/native-variants.js';
 
 function amxSkipReason(): string | null {
   const addon = loadNativeAddon();
@@ -80,13 +80,7 @@ const K_SHAPES: ReadonlyArray<readonly [rows: number, cols: number]> = [
 
 describe.skipIf(skipReason !== null)(title, () => {
   const ts = createTsKernels();
-  const native = new Map<string, Kernels>();
-  beforeAll(() => {
-    for (const threads of [1, 2, 3]) native.set(`simd/${threads}`, createNativeKernels(threads)!);
-  });
-  afterAll(() => {
-    for (const k of native.values()) k.dispose();
-  });
+  const native = useNativeVariants();
 
   for (const type of [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]) {
     const isK = type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K;

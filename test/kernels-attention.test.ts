@@ -2,13 +2,14 @@
  * Attention, SwiGLU and the deterministic exp (docs/kernels.md): the TypeScript functions follow the spec, and the
  * native kernels (SIMD and portable C, any thread count, batched or not) give exactly the TypeScript bits.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bfExp, EXP_MAX_X } from '../src/engine/kernels/exp.js';
-import { createNativeKernels, loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
+import { loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
 import { createTsKernels } from '../src/engine/kernels/ts.js';
 import type { AttentionBatch, Kernels } from '../src/engine/kernels/types.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 import { randomFloats } from '../src/engine/quant/random.js';
+import { useNativeVariants } from './helpers/native-variants.js';
 
 const addon = loadNativeAddon();
 const nativeTitle = addon
@@ -251,15 +252,7 @@ describe('TypeScript attention and SwiGLU', () => {
 
 describe.skipIf(!addon)(nativeTitle, () => {
   const ts = createTsKernels();
-  const native = new Map<string, Kernels>();
-
-  beforeAll(() => {
-    for (const threads of [1, 2, 3]) native.set(`simd ×${threads}`, createNativeKernels(threads)!);
-    native.set('scalar ×2', createNativeKernels(2, { scalar: true })!);
-  });
-  afterAll(() => {
-    for (const k of native.values()) k.dispose();
-  });
+  const native = useNativeVariants({ scalarThreads: 2 });
 
   it('exp: the vector and the scalar C paths give bfExp\'s bits on the dense grid, every edge and random floats', () => {
     const x = expInputs();
@@ -353,7 +346,7 @@ describe.skipIf(!addon)(nativeTitle, () => {
   });
 
   it('rejects bad arguments instead of reading out of bounds', () => {
-    const k = native.get('simd ×2')!;
+    const k = native.get('simd/2')!;
     const shape = { nHeads: 4, nKvHeads: 2, headDim: 8 };
     const a = makeBatch(shape, [10], [{ cache: 0, nPos: 10 }], 1);
     const out = new Float32Array(32);

@@ -9,16 +9,16 @@
  * take the other native paths and must still match. Every case also runs on kernels made with `amx: false`
  * (`noamx/…`), which never take an AMX path, so bf_dotn stays tested whatever native/matmul.c dispatches to AMX.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GGMLType, rowBytes, typeName } from '../src/engine/gguf/types.js';
-import { createNativeKernels, loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
+import { loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
 import { createTsKernels } from '../src/engine/kernels/ts.js';
-import type { Kernels } from '../src/engine/kernels/types.js';
 import { writeF16 } from '../src/engine/quant/half.js';
 import { randomFloats, randomWeights } from '../src/engine/quant/random.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 import type { WeightTensor } from '../src/engine/tensor.js';
 import { expectSameBits, runMatmul } from './helpers/bits.js';
+import { useNativeVariants } from './helpers/native-variants.js';
 
 const addon = loadNativeAddon();
 const title = addon
@@ -98,17 +98,7 @@ function maxQuantWeights(type: GGMLType, rows: number, cols: number): Uint8Array
 
 describe.skipIf(!addon)(title, () => {
   const ts = createTsKernels();
-  const native = new Map<string, Kernels>();
-  beforeAll(() => {
-    for (const threads of [1, 2, 3]) {
-      native.set(`simd/${threads}`, createNativeKernels(threads)!);
-      native.set(`noamx/${threads}`, createNativeKernels(threads, { amx: false })!);
-    }
-    native.set('scalar/1', createNativeKernels(1, { scalar: true })!);
-  });
-  afterAll(() => {
-    for (const k of native.values()) k.dispose();
-  });
+  const native = useNativeVariants({ scalarThreads: 1, noAmx: true });
 
   function check(w: WeightTensor, x: (nTok: number) => Float32Array, label: string): void {
     for (const nTok of TOKENS) {

@@ -5,19 +5,19 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { GGMLType, rowBytes, typeName } from '../src/engine/gguf/types.js';
 import { createKernels } from '../src/engine/kernels/index.js';
 import {
   allocAligned, createNativeKernels, loadNativeAddon, mapFileRange, nativeAddonLoadError,
 } from '../src/engine/kernels/native.js';
 import { createTsKernels } from '../src/engine/kernels/ts.js';
-import type { Kernels } from '../src/engine/kernels/types.js';
 import { writeF16 } from '../src/engine/quant/half.js';
 import { randomFloats, randomWeights } from '../src/engine/quant/random.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 import type { WeightTensor } from '../src/engine/tensor.js';
 import { expectSameBits, runMatmul } from './helpers/bits.js';
+import { useNativeVariants } from './helpers/native-variants.js';
 
 const addon = loadNativeAddon();
 const title = addon
@@ -102,15 +102,7 @@ function cases(): Case[] {
 
 describe.skipIf(!addon)(title, () => {
   const ts = createTsKernels();
-  const native = new Map<string, Kernels>();
-
-  beforeAll(() => {
-    for (const threads of [1, 2, 3]) native.set(`simd/${threads}`, createNativeKernels(threads)!);
-    native.set('scalar/2', createNativeKernels(2, { scalar: true })!);
-  });
-  afterAll(() => {
-    for (const k of native.values()) k.dispose();
-  });
+  const native = useNativeVariants({ scalarThreads: 2 });
 
   describe.each(cases())('$source %s', (c) => {
     const label = `${c.source} ${typeName(c.type)} ${c.rows}×${c.cols}`;

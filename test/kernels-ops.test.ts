@@ -3,13 +3,14 @@
  * functions of src/engine/model/ops.ts, and the native ones (SIMD and portable C, any thread count) must give
  * exactly their bits, on random and adversarial inputs (docs/kernels.md "RMSNorm, RoPE and adds").
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNativeKernels, loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
+import { describe, expect, it } from 'vitest';
+import { loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
 import { createTsKernels } from '../src/engine/kernels/ts.js';
 import type { Kernels, RopeBatch } from '../src/engine/kernels/types.js';
 import { applyRope, rmsNorm, RopeTable } from '../src/engine/model/ops.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 import { randomFloats } from '../src/engine/quant/random.js';
+import { useNativeVariants } from './helpers/native-variants.js';
 
 const addon = loadNativeAddon();
 const title = addon
@@ -91,15 +92,7 @@ describe('per-token ops in TypeScript', () => {
 
 describe.skipIf(!addon)(title, () => {
   const ts = createTsKernels();
-  const native = new Map<string, Kernels>();
-
-  beforeAll(() => {
-    for (const threads of [1, 2, 3]) native.set(`simd ×${threads}`, createNativeKernels(threads)!);
-    native.set('scalar ×2', createNativeKernels(2, { scalar: true })!);
-  });
-  afterAll(() => {
-    for (const k of native.values()) k.dispose();
-  });
+  const native = useNativeVariants({ scalarThreads: 2 });
 
   /** Runs op on a copy of each input for TypeScript and every native variant; compares every output array. */
   function agree(what: string, inputs: Float32Array[], op: (k: Kernels, arrays: Float32Array[]) => void): void {

@@ -304,12 +304,11 @@ export class Stage {
     const { dim, vocabSize } = this.cfg;
     const rows = batch.logitRows ?? this.everyRow(batch.nTokens);
     const xn = this.scratch.get('xn', rows.length * dim);
-    // Gather the rows that need logits, then normalize them in one call (in place).
+    // Normalize the rows that need logits in one call: straight from x when they are its first rows, else gathered.
     let identity = rows.length <= batch.nTokens;
     for (let i = 0; i < rows.length && identity; i++) identity = rows[i] === i;
-    if (identity) xn.set(x.subarray(0, rows.length * dim));
-    else for (let i = 0; i < rows.length; i++) xn.set(x.subarray(rows[i]! * dim, (rows[i]! + 1) * dim), i * dim);
-    this.kernels.rmsNorm(xn, xn, this.weights.outputNorm!, rows.length, dim, this.cfg.rmsEps);
+    if (!identity) for (let i = 0; i < rows.length; i++) xn.set(x.subarray(rows[i]! * dim, (rows[i]! + 1) * dim), i * dim);
+    this.kernels.rmsNorm(xn, identity ? x : xn, this.weights.outputNorm!, rows.length, dim, this.cfg.rmsEps);
     // A fresh array unless the caller lends one: callers may keep the logits (the cluster sends them asynchronously).
     const size = rows.length * vocabSize;
     let logits: Float32Array;
