@@ -6,6 +6,7 @@
         "native/addon.c",
         "native/pool.c",
         "native/matmul.c",
+        "native/x16.c",
         "native/activations.c",
         "native/dot_float.c",
         "native/dot_q8_0.c",

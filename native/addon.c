@@ -1,7 +1,8 @@
 /*
  * N-API glue (plain C, NAPI_VERSION 8). Exports:
  *   createPool(threads, spinUs) → handle        destroyPool(handle)
- *   matmul(handle, out, wBytes, type, rows, cols, x, nTok, scalar, noAmx)
+ *   matmul(handle, out, wBytes, type, rows, cols, x, nTok, scalar, noAmx, x16)
+ *   x16Repack(wBytes, type, rows, cols) → boolean (rearranged in place into native/x16.c's layout, or untouched)
  *   attention(handle, out, q, nTok, nPos, cacheOf, keys[], values[], nHeads, nKvHeads, headDim, scalar)
  *   swiglu(handle, gate, up, n, scalar)        exp(out, x, scalar)
  *   rmsNorm(out, x, weight, nRows, dim, eps, scalar)     add(a, b, n, scalar)     addBias(a, bias, rows, n, scalar)
@@ -30,6 +31,7 @@
 #include "attention.h"
 #include "butterfly.h"
 #include "matmul.h"
+#include "x16.h"
 #include "ops.h"
 #include "pool.h"
 
@@ -167,7 +169,9 @@ static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void
 
 static void matmul_part(void *ctx, int part, int n_parts) {
   const bf_matmul_job *job = ctx;
-  const int64_t begin = job->rows * part / n_parts, end = job->rows * (part + 1) / n_parts;
+  const int64_t unit = job->x16 ? 16 : 1; /* x16 rows go in whole groups */
+  const int64_t units = job->rows / unit;
+  const int64_t begin = unit * (units * part / n_parts), end = unit * (units * (part + 1) / n_parts);
   bf_matmul_rows(job, begin, end);
 }
 
@@ -177,8 +181,8 @@ static int ranges_overlap(const void *a, size_t a_len, const void *b, size_t b_l
 }
 
 static napi_value matmul(napi_env env, napi_callback_info info) {
-  napi_value argv[10];
-  napi_value undef = get_args(env, info, 10, argv);
+  napi_value argv[11];
+  napi_value undef = get_args(env, info, 11, argv);
   if (!undef) return NULL;
   bf_handle *h = get_handle(env, argv[0]);
   if (!h) return NULL;
@@ -195,6 +199,9 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
     return NULL;
   CHECK(env, napi_get_value_bool(env, argv[8], &scalar));
   CHECK(env, napi_get_value_bool(env, argv[9], &no_amx));
+  bool x16 = false;
+  CHECK(env, napi_get_value_bool(env, argv[10], &x16));
+  if (x16 && (!bf_x16_supported((int)type) || rows % 16)) THROW_RANGE(env, "no x16 layout for this weight type or row count");
 
   bf_dot_fn dot;
   bf_dot4_fn dot4;
@@ -219,13 +226,35 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   }
   bf_acts acts;
   bf_prepare_acts((int)type, x, cols, n_tok, h->scratch, &acts);
-  bf_matmul_job job = {dot, dot4, w, row_bytes, rows, cols, n_tok, &acts, out, no_amx ? 1 : 0};
+  bf_matmul_job job = {dot, dot4, w, row_bytes, rows, cols, n_tok, &acts, out, no_amx ? 1 : 0, x16 ? 1 : 0};
   const uint64_t work_bytes = (uint64_t)rows * row_bytes * (uint64_t)n_tok;
   int parts = work_bytes < BF_PARALLEL_MIN_BYTES ? 1 : bf_pool_threads(h->pool);
-  if (parts > rows) parts = (int)rows;
+  if (parts > rows / (x16 ? 16 : 1)) parts = (int)(rows / (x16 ? 16 : 1));
   if (bf_pool_run(h->pool, matmul_part, &job, parts) != 0)
     THROW_RANGE(env, "the kernel pool is already running a matmul (one caller at a time)");
   return undef;
+}
+
+/* x16Repack(wBytes, type, rows, cols): true if the weights were rearranged in place into the x16 layout; false (and
+ * untouched) where the type, the shape or this build has none (only AVX-512 builds have the kernels that gain). */
+static napi_value x16_repack(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  uint8_t *w;
+  size_t w_len;
+  int64_t type, rows, cols;
+  if (get_typed(env, argv[0], napi_uint8_array, (void **)&w, &w_len) || get_int64(env, argv[1], &type) ||
+      get_int64(env, argv[2], &rows) || get_int64(env, argv[3], &cols))
+    return NULL;
+  int ok = 0;
+#ifdef BF_AVX512_QUANT
+  const size_t row_bytes = bf_row_bytes((int)type, cols);
+  if (bf_x16_supported((int)type) && row_bytes && rows > 0 && rows % 16 == 0 && (uint64_t)rows <= w_len / row_bytes)
+    ok = bf_x16_repack((int)type, w, rows, cols) == 0;
+#endif
+  napi_value result;
+  CHECK(env, napi_get_boolean(env, ok, &result));
+  return result;
 }
 
 /* Below this many multiply-adds (Σ nPos · nHeads · headDim, for q·k), attention runs on the calling thread. */
@@ -690,6 +719,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"createPool", NULL, create_pool, NULL, NULL, NULL, napi_enumerable, NULL},
       {"destroyPool", NULL, destroy_pool, NULL, NULL, NULL, napi_enumerable, NULL},
       {"matmul", NULL, matmul, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"x16Repack", NULL, x16_repack, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attention", NULL, attention, NULL, NULL, NULL, napi_enumerable, NULL},
       {"swiglu", NULL, swiglu, NULL, NULL, NULL, napi_enumerable, NULL},
       {"exp", NULL, exp_array, NULL, NULL, NULL, napi_enumerable, NULL},

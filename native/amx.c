@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "quant_blocks.h"
+#include "x16.h"
 
 #if defined(__x86_64__) && defined(__linux__) && defined(BF_AVX512_QUANT) && \
     ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
@@ -282,6 +283,10 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
     const int64_t nt = t0 + rb_tiles <= n_tiles ? rb_tiles : n_tiles - t0;
     for (int64_t i = 0; i < nt; i++) {
       const uint8_t *w = job->w + (size_t)(row_begin + 16 * (t0 + i)) * job->row_bytes;
+      if (job->x16) {
+        bf_x16_unpack_q4_0(w, nb, cols, abuf + (size_t)i * 16 * cols, dw + i * dw_tile);
+        continue;
+      }
       row_scales(w, job->row_bytes, blk_bytes, nb, dw + i * dw_tile);
       if (q4) unpack_q4_0(w, job->row_bytes, nb, cols, abuf + (size_t)i * 16 * cols);
     }

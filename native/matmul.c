@@ -4,6 +4,7 @@
 #include "quant_blocks.h"
 #include <stdlib.h>
 #include "amx.h"
+#include "x16.h"
 
 size_t bf_row_bytes(int type, int64_t cols) {
   if (cols <= 0) return 0;
@@ -151,6 +152,10 @@ static void matmul_rows_small(const bf_matmul_job *job, const bf_dotn *dn, int64
 }
 
 void bf_matmul_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
+  if (job->x16) {
+    bf_x16_rows(job, row_begin, row_end);
+    return;
+  }
   /* 2..7 tokens go to bf_dotn for every type, Q8_0 included: its two-row q8n kernel with spread prefetch beats AMX's
    * narrow tiles (an AMX path for 2..7 tokens, since removed) in a `medium` decode step, 1 thread, best of 48 steps over
    * 5 alternating runs: B=2 5.16 vs 5.49 ms, B=4 6.17 vs 7.03, B=7 8.58 vs 9.35 (docs/kernel-decision.md). */

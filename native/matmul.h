@@ -13,6 +13,7 @@ typedef struct {
   const bf_acts *acts;
   float *out;
   int no_amx; /* 1: the AVX-512 paths even where AMX would be taken (tests) */
+  int x16;    /* 1: w is in the row-interleaved layout of native/x16.c (rows a multiple of 16) */
 } bf_matmul_job;
 
 /* Computes rows [row_begin, row_end) for every token. */

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WeightTensor } from '../tensor.js';
+import { isReadOnly, isX16, markReadOnly, markX16 } from './layout.js';
 import { createTsKernels } from './ts.js';
 import type { AttentionBatch, Kernels, RopeBatch } from './types.js';
 
@@ -25,8 +26,10 @@ export interface NativeAddon {
    * AVX-512 paths where AMX would be taken. */
   matmul(
     pool: NativePoolHandle, out: Float32Array, w: Uint8Array, type: number, rows: number, cols: number,
-    x: Float32Array, nTok: number, scalar: boolean, noAmx: boolean,
+    x: Float32Array, nTok: number, scalar: boolean, noAmx: boolean, x16: boolean,
   ): void;
+  /** Rearranges the weights in place into native/x16.c's layout; false (bytes untouched) where there is none. */
+  x16Repack(w: Uint8Array, type: number, rows: number, cols: number): boolean;
   /** Kernels.attention (docs/kernels.md "Attention"), parallel over (token, KV head) on the pool. */
   attention(
     pool: NativePoolHandle, out: Float32Array, q: Float32Array, nTok: number, nPos: Int32Array, cacheOf: Int32Array,
@@ -128,7 +131,11 @@ export function createNativeKernels(threads: number, opts: NativeKernelOptions =
     name: 'native',
     threads,
     matmul(out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
-      addon.matmul(pool, out, w.data, w.type, w.rows, w.cols, x, nTok, scalar, noAmx);
+      addon.matmul(pool, out, w.data, w.type, w.rows, w.cols, x, nTok, scalar, noAmx, isX16(w.data));
+    },
+    prepareWeight(w: WeightTensor): void {
+      if (scalar || isX16(w.data) || isReadOnly(w.data)) return;
+      if (addon.x16Repack(w.data, w.type, w.rows, w.cols)) markX16(w.data);
     },
     attention(out: Float32Array, a: AttentionBatch): void {
       addon.attention(pool, out, a.q, a.nTok, a.nPos, a.cacheOf, a.keys, a.values, a.nHeads, a.nKvHeads, a.headDim, scalar);
@@ -166,7 +173,10 @@ export function createNativeKernels(threads: number, opts: NativeKernelOptions =
  */
 export function mapFileRange(path: string, offsetBytes: number, lengthBytes: number): Uint8Array | null {
   const addon = loadNativeAddon();
-  return addon ? addon.mapFileRange(path, offsetBytes, lengthBytes) : null;
+  if (!addon) return null;
+  const data = addon.mapFileRange(path, offsetBytes, lengthBytes);
+  markReadOnly(data);
+  return data;
 }
 
 /** `bytes` zeroed bytes at a 64-byte-aligned address (a plain, 16-byte-aligned Uint8Array without the addon). */

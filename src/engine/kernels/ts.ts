@@ -17,6 +17,7 @@ import { QK, QK_K } from '../quant/rounding.js';
 import { dequantizeRow } from '../quant/rows.js';
 import { addBias, addInPlace, applyRopeRows, rmsNorm } from '../model/ops.js';
 import { bfExp } from './exp.js';
+import { inGgmlLayout, isX16, x16Row } from './layout.js';
 import type { AttentionBatch, Kernels, RopeBatch } from './types.js';
 
 const fr = Math.fround;
@@ -324,8 +325,9 @@ export function createTsKernels(): Kernels {
   return {
     name: 'ts',
     threads: 1,
-    matmul(out: Float32Array, w: WeightTensor, x: Float32Array, nTok: number): void {
-      checkShapes(out, w, x, nTok);
+    matmul(out: Float32Array, wIn: WeightTensor, x: Float32Array, nTok: number): void {
+      checkShapes(out, wIn, x, nTok);
+      const w = inGgmlLayout(wIn);
       switch (w.type) {
         case GGMLType.F32: return matmulF32(out, w, x, nTok);
         case GGMLType.F16:
@@ -371,7 +373,14 @@ export function createTsKernels(): Kernels {
     getRow(out: Float32Array, w: WeightTensor, row: number): void {
       if (!Number.isInteger(row) || row < 0 || row >= w.rows) throw new RangeError(`${w.name}: row ${row} outside 0..${w.rows - 1}`);
       if (out.length < w.cols) throw new RangeError(`out holds ${out.length} values, need ${w.cols}`);
-      dequantizeRow(w.type, w.data, row * rowBytes(w.type, w.cols), out, 0, w.cols);
+      const rb = rowBytes(w.type, w.cols);
+      if (isX16(w.data)) {
+        const one = new Uint8Array(rb);
+        x16Row(w, row, one);
+        dequantizeRow(w.type, one, 0, out, 0, w.cols);
+        return;
+      }
+      dequantizeRow(w.type, w.data, row * rb, out, 0, w.cols);
     },
     dispose(): void {
       // nothing to release: scratch is garbage-collected with the instance

@@ -32,6 +32,13 @@ export interface Kernels {
   addBias(a: Float32Array, bias: Float32Array, rows: number, n: number): void;
   /** Rotary position embedding in place, every token of a batch (ops.ts applyRopeRows). */
   rope(x: Float32Array, r: RopeBatch): void;
+  /**
+   * Optionally rearranges w's bytes in place into a layout these kernels compute faster from (native: Q4_0 rows
+   * interleaved in 16s, kernels/layout.ts). Every Kernels implementation still reads such weights right and gets
+   * the same bits; but the bytes no longer match the file, so pass only weights you own (not ones you will hash or
+   * send on). Idempotent.
+   */
+  prepareWeight?(w: WeightTensor): void;
   /** Dequantize row `row` of w into out[0 .. w.cols). Used for embedding lookup. */
   getRow(out: Float32Array, w: WeightTensor, row: number): void;
   dispose(): void;

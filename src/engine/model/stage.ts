@@ -117,6 +117,11 @@ export class Stage {
     private readonly kernels: Kernels,
   ) {
     this.rope = new RopeTable(cfg.ropeDims, cfg.ropeFreqBase, weights.ropeFreqFactors);
+    // The stage owns its weights: let the kernels lay the matrices out as they compute fastest (Kernels.prepareWeight).
+    if (kernels.prepareWeight) {
+      for (const l of weights.layers) for (const w of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) kernels.prepareWeight(w);
+      if (weights.output) kernels.prepareWeight(weights.output);
+    }
   }
 
   get nLayers(): number {

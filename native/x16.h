@@ -1,0 +1,21 @@
+/* Row-interleaved ("x16") weights: rows rearranged in groups of 16 at load so batched decode needs no per-row
+ * unpacking (native/x16.c). Same size as the GGUF layout and the same bits out of every kernel. */
+#ifndef BUTTERFLY_X16_H
+#define BUTTERFLY_X16_H
+
+#include "matmul.h"
+
+/* 1 if the type has an x16 layout (Q4_0) */
+int bf_x16_supported(int type);
+/* Rearranges rows × cols weights of `type` in place into the x16 layout; rows must be a multiple of 16. 0 on
+ * success, −1 if the type or shape does not fit or a 16-row scratch copy could not be had (w is then unchanged). */
+int bf_x16_repack(int type, uint8_t *w, int64_t rows, int64_t cols);
+/* Row `row` of x16 weights w, put back in its GGUF layout at dst (row_bytes bytes). */
+void bf_x16_row(int type, const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst);
+/* bf_matmul_rows for x16 weights; row_begin and row_end are multiples of 16. */
+void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end);
+/* For the AMX path: 16 Q4_0 rows of one group → int8 (nibble − 8) rows at dst (row m at m·cols) and the scales
+ * dw[b·16 + m]. AVX-512 builds only. */
+void bf_x16_unpack_q4_0(const uint8_t *grp, int nb, int cols, int8_t *dst, float *dw);
+
+#endif
