@@ -2,7 +2,7 @@
  * Row-interleaved Q4_0 weights (native/x16.c, Kernels.prepareWeight): after the native kernels rearrange a matrix in
  * place, every kernel — SIMD with 1..3 threads, without AMX, the portable C path and the TypeScript kernels — must
  * give the bits the TypeScript kernels give on the untouched matrix, for 1..7 tokens (the x16 kernel), 8 and more
- * (AMX tiles from the x16 copy, or chunks of 4 tokens without AMX), row counts of one and several 16-row groups
+ * (chunks of 4 tokens up to 11, and without AMX; AMX tiles from an unpacked copy from 12), row counts of one and several 16-row groups
  * (thread splits fall on group boundaries), block counts around the 8 lanes. getRow reads the rearranged rows right;
  * prepareWeight is idempotent and leaves alone what it cannot or must not rearrange (rows not a multiple of 16,
  * other types, read-only file mappings).
@@ -27,7 +27,7 @@ const title = addon
   ? `row-interleaved Q4_0 weights (${addon.simdLevel()}${x16Build ? '' : ': no x16 layout in this build, prepareWeight leaves weights alone'})`
   : `row-interleaved Q4_0 weights — SKIPPED: ${nativeAddonLoadError() ?? 'addon disabled'}`;
 
-const TOKENS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 40];
+const TOKENS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 16, 17, 40];
 /** blocks per row: one lane only, 7 lanes, exactly 8, 9 (wraps to lane 0), 24 and 64 (the `medium` shapes) */
 const COLS = [1, 7, 8, 9, 24, 64].map((n) => 32 * n);
 /** one group, three groups, and 80 groups (enough bytes that 2 and 3 threads split the rows) */
