@@ -7,6 +7,7 @@
         "native/pool.c",
         "native/matmul.c",
         "native/x16.c",
+        "native/x16_k.c",
         "native/activations.c",
         "native/dot_float.c",
         "native/dot_q8_0.c",

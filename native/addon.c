@@ -226,7 +226,7 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   }
   bf_acts acts;
   bf_prepare_acts((int)type, x, cols, n_tok, h->scratch, &acts);
-  bf_matmul_job job = {dot, dot4, w, row_bytes, rows, cols, n_tok, &acts, out, no_amx ? 1 : 0, x16 ? 1 : 0};
+  bf_matmul_job job = {dot, dot4, w, row_bytes, rows, cols, n_tok, &acts, out, no_amx ? 1 : 0, x16 ? 1 : 0, (int)type};
   const uint64_t work_bytes = (uint64_t)rows * row_bytes * (uint64_t)n_tok;
   int parts = work_bytes < BF_PARALLEL_MIN_BYTES ? 1 : bf_pool_threads(h->pool);
   if (parts > rows / (x16 ? 16 : 1)) parts = (int)(rows / (x16 ? 16 : 1));

@@ -14,6 +14,7 @@ typedef struct {
   float *out;
   int no_amx; /* 1: the AVX-512 paths even where AMX would be taken (tests) */
   int x16;    /* 1: w is in the row-interleaved layout of native/x16.c (rows a multiple of 16) */
+  int type;   /* BF_* weight type */
 } bf_matmul_job;
 
 /* Computes rows [row_begin, row_end) for every token. */

@@ -1,18 +1,21 @@
 /*
- * Row-interleaved ("x16") Q4_0 weights: the layout the matrix is rearranged into at load (bf_x16_repack), in place
- * and the same size, so that batched decode needs no per-row unpacking, transposes or horizontal sums.
+ * Row-interleaved ("x16") Q4_0 and Q8_0 weights (Q4_K: x16_k.c): the layout a matrix is rearranged into at load
+ * (bf_x16_repack), in place and the same size, so that decode needs no per-row unpacking, transposes or horizontal
+ * sums.
  *
- * Rows go in groups of 16. Group g holds, for each block b in order, 288 bytes: the 16 rows' F16 scales (32 bytes),
- * then four 64-byte vectors P_0..P_3 where the 4 bytes of lane r of P_j are bytes 4j..4j+3 of row r's quants. So the
- * low nibbles of P_j are elements 4j..4j+3 of each row and the high nibbles elements 16+4j..16+4j+3 — exactly what
- * VPDPBUSD multiplies against one broadcast dword of a token's activations, 16 rows per instruction, each lane a row.
+ * Rows go in groups of 16. Group g holds, for each block b in order, 16 × (block bytes): the 16 rows' F16 scales (32
+ * bytes), then 64-byte vectors P_0..P_{n-1} (Q4_0: 4, Q8_0: 8) where the 4 bytes of lane r of P_j are quant bytes
+ * 4j..4j+3 of row r. Q4_0: the low nibbles of P_j are elements 4j..4j+3 of each row and the high nibbles elements
+ * 16+4j..16+4j+3. Q8_0: elements 4j..4j+3, stored + 128 (XOR 0x80) so they are unsigned. Either way each vector is
+ * what VPDPBUSD multiplies against one broadcast dword of a token's activations, 16 rows per instruction, lane = row.
  *
  * The order of float operations is that of docs/kernels.md "Block accumulation", lane = row: v_b = f32(f32(d_w·d_x)·
  * f32(isum_b)), acc[b % 8] += v_b with the blocks of one lane class in increasing order, then the 4/2/1 fold. The
- * integer sum isum_b = Σ nibble·x − 8·Σx is exact in any order. So every output has the bits of bf_dot_q4_0_scalar.
+ * integer sum isum_b = Σ u·x − bias·Σx (u = nibble, bias 8; u = q + 128, bias 128) is exact in any order. So every
+ * output has the bits of the type's scalar kernel.
  *
- * Measured (2026-11-25, 1 thread, 32000×768 from RAM): 1 token 0.48 ms vs 0.65 ms for the row-major kernels; 4 tokens
- * 0.53 ms vs 1.03 ms (docs/kernel-decision.md "Row-interleaved Q4_0").
+ * Measured (2026-11-25, 1 thread, Q4_0 32000×768 from RAM): 1 token 0.48 ms vs 0.65 ms for the row-major kernels;
+ * 4 tokens 0.53 ms vs 1.03 ms (docs/kernel-decision.md "Row-interleaved weights").
  */
 #include "x16.h"
 
@@ -21,25 +24,33 @@
 #include "amx.h"
 #include "quant_blocks.h"
 
-#define X16_BLOCK_BYTES (16 * Q4_0_BYTES) /* 288 */
+/* Q4_0 / Q8_0: bytes of one block of one row, quant bytes in it (after the F16 scale), and the bias of Σx */
+static int blk_bytes(int type) { return type == BF_Q8_0 ? Q8_0_BYTES : Q4_0_BYTES; }
 
-int bf_x16_supported(int type) { return type == BF_Q4_0; }
+int bf_x16_supported(int type) { return type == BF_Q4_0 || type == BF_Q8_0 || type == BF_Q4_K; }
 
 int bf_x16_repack(int type, uint8_t *w, int64_t rows, int64_t cols) {
-  if (!bf_x16_supported(type) || rows % 16 || cols % BF_QK || cols <= 0) return -1;
-  const int nb = (int)(cols / BF_QK);
-  const size_t rb = (size_t)nb * Q4_0_BYTES, group_bytes = 16 * rb;
+  if (!bf_x16_supported(type) || rows % 16 || cols <= 0 || !bf_row_bytes(type, cols)) return -1;
+  if (type == BF_Q4_K) return bf_x16_repack_q4_k(w, rows, cols);
+  const int nb = (int)(cols / BF_QK), bb = blk_bytes(type), nv = (bb - 2) / 4;
+  const uint32_t flip = type == BF_Q8_0 ? 0x80808080u : 0;
+  const size_t rb = (size_t)nb * bb, group_bytes = 16 * rb;
   uint8_t *tmp = malloc(group_bytes);
   if (!tmp) return -1;
   for (int64_t g = 0; g < rows / 16; g++) {
     uint8_t *grp = w + (size_t)g * group_bytes;
     memcpy(tmp, grp, group_bytes);
     for (int b = 0; b < nb; b++) {
-      uint8_t *o = grp + (size_t)b * X16_BLOCK_BYTES;
+      uint8_t *o = grp + (size_t)b * 16 * bb;
       for (int r = 0; r < 16; r++) {
-        const uint8_t *blk = tmp + (size_t)r * rb + (size_t)b * Q4_0_BYTES;
+        const uint8_t *blk = tmp + (size_t)r * rb + (size_t)b * bb;
         memcpy(o + 2 * r, blk, 2);
-        for (int j = 0; j < 4; j++) memcpy(o + 32 + 64 * j + 4 * r, blk + 2 + 4 * j, 4);
+        for (int j = 0; j < nv; j++) {
+          uint32_t v;
+          memcpy(&v, blk + 2 + 4 * j, 4);
+          v ^= flip;
+          memcpy(o + 32 + 64 * j + 4 * r, &v, 4);
+        }
       }
     }
   }
@@ -48,15 +59,24 @@ int bf_x16_repack(int type, uint8_t *w, int64_t rows, int64_t cols) {
 }
 
 void bf_x16_row(int type, const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst) {
-  (void)type;
-  const int nb = (int)(cols / BF_QK);
-  const uint8_t *grp = w + (size_t)(row / 16) * 16 * (size_t)nb * Q4_0_BYTES;
+  if (type == BF_Q4_K) {
+    bf_x16_row_q4_k(w, row, cols, dst);
+    return;
+  }
+  const int nb = (int)(cols / BF_QK), bb = blk_bytes(type), nv = (bb - 2) / 4;
+  const uint32_t flip = type == BF_Q8_0 ? 0x80808080u : 0;
+  const uint8_t *grp = w + (size_t)(row / 16) * 16 * (size_t)nb * bb;
   const int r = (int)(row % 16);
   for (int b = 0; b < nb; b++) {
-    const uint8_t *o = grp + (size_t)b * X16_BLOCK_BYTES;
-    uint8_t *blk = dst + (size_t)b * Q4_0_BYTES;
+    const uint8_t *o = grp + (size_t)b * 16 * bb;
+    uint8_t *blk = dst + (size_t)b * bb;
     memcpy(blk, o + 2 * r, 2);
-    for (int j = 0; j < 4; j++) memcpy(blk + 2 + 4 * j, o + 32 + 64 * j + 4 * r, 4);
+    for (int j = 0; j < nv; j++) {
+      uint32_t v;
+      memcpy(&v, o + 32 + 64 * j + 4 * r, 4);
+      v ^= flip;
+      memcpy(blk + 2 + 4 * j, &v, 4);
+    }
   }
 }
 
@@ -66,7 +86,7 @@ static void x16_rows_portable(const bf_matmul_job *job, int64_t row_begin, int64
   uint8_t *row = malloc(job->row_bytes);
   if (!row) abort(); /* a few KB; nothing sensible to return from here */
   for (int64_t r = row_begin; r < row_end; r++) {
-    bf_x16_row(BF_Q4_0, job->w, r, job->cols, row);
+    bf_x16_row(job->type, job->w, r, job->cols, row);
     for (int64_t t = 0; t < job->n_tok; t++) {
       const bf_act_row a = bf_act_row_at(job->acts, t);
       job->out[t * job->rows + r] = job->dot(row, &a, (int)job->cols);
@@ -85,9 +105,10 @@ static void x16_rows_portable(const bf_matmul_job *job, int64_t row_begin, int64
 #define X16_MAX_TOK 7
 #define X16_AMX_MIN_TOK 12
 
-/* One group of 16 rows × NT tokens → out[t·rows + 0..15]. bias[t][b] = −8·Σx of token t's block b. */
-AI void x16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *bias, int NT, int nb, float *out,
+/* One group of 16 rows × NT tokens → out[t·rows + 0..15]. bias[t][b] = −(8 or 128)·Σx of token t's block b. */
+AI void x16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *bias, int NT, int Q8, int nb, float *out,
                   int64_t rows) {
+  const int bb = Q8 ? 16 * Q8_0_BYTES : 16 * Q4_0_BYTES;
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   const char *pf = (const char *)grp + X16_PREFETCH_BYTES;
   __m512 lane[8][X16_MAX_TOK];
@@ -95,19 +116,23 @@ AI void x16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *bias, 
     __m512 f[X16_MAX_TOK];
     for (int t = 0; t < NT; t++) f[t] = _mm512_setzero_ps();
     for (int b = c; b < nb; b += 8) {
-      const uint8_t *p = grp + (size_t)b * X16_BLOCK_BYTES;
-      for (int i = 0; i < X16_BLOCK_BYTES; i += 64) _mm_prefetch(pf + i, _MM_HINT_T1);
-      pf += X16_BLOCK_BYTES;
+      const uint8_t *p = grp + (size_t)b * bb;
+      for (int i = 0; i < bb; i += 64) _mm_prefetch(pf + i, _MM_HINT_T1);
+      pf += bb;
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
       __m512i wv[8];
-      for (int j = 0; j < 4; j++) {
-        const __m512i v = _mm512_loadu_si512((const void *)(p + 32 + 64 * j));
-        wv[j] = _mm512_and_si512(v, m4);
-        wv[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      if (Q8) {
+        for (int j = 0; j < 8; j++) wv[j] = _mm512_loadu_si512((const void *)(p + 32 + 64 * j));
+      } else {
+        for (int j = 0; j < 4; j++) {
+          const __m512i v = _mm512_loadu_si512((const void *)(p + 32 + 64 * j));
+          wv[j] = _mm512_and_si512(v, m4);
+          wv[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
       }
       for (int t = 0; t < NT; t++) {
         const int32_t *xq = (const int32_t *)(a[t].q + (size_t)b * BF_QK);
-        /* two chains of integer sums (exact, so the split does not matter) */
+        /* two chains of integer sums (exact, so the split does not matter); Q4_0's wv[j + 4] are elements 16 + 4j.. */
         __m512i s0 = _mm512_set1_epi32(bias[t * nb + b]), s1 = _mm512_setzero_si512();
         s0 = _mm512_dpbusd_epi32(s0, wv[0], _mm512_set1_epi32(xq[0]));
         s1 = _mm512_dpbusd_epi32(s1, wv[1], _mm512_set1_epi32(xq[1]));
@@ -132,16 +157,24 @@ AI void x16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *bias, 
   }
 }
 
-#define X16_CASE(N) case N: for (int64_t g = g0; g < g1; g++) x16_group(job->w + (size_t)g * gb, a, bias, N, nb, job->out + 16 * g + t0 * job->rows, job->rows); break;
+#define X16_CASE(N)                                                                                               \
+  case N:                                                                                                         \
+    for (int64_t g = g0; g < g1; g++) {                                                                           \
+      float *o = job->out + 16 * g + t0 * job->rows;                                                              \
+      if (q8) x16_group(job->w + (size_t)g * gb, a, bias, N, 1, nb, o, job->rows);                               \
+      else x16_group(job->w + (size_t)g * gb, a, bias, N, 0, nb, o, job->rows);                                  \
+    }                                                                                                             \
+    break;
 
 /* tokens [t0, t0 + nt) (nt ≤ X16_MAX_TOK) over groups [g0, g1) */
 static void x16_tokens(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *bias) {
-  const int nb = (int)(job->cols / BF_QK);
+  const int nb = (int)(job->cols / BF_QK), q8 = job->type == BF_Q8_0;
+  const int32_t k = q8 ? -128 : -8;
   const size_t gb = 16 * job->row_bytes;
   bf_act_row a[X16_MAX_TOK];
   for (int t = 0; t < nt; t++) {
     a[t] = bf_act_row_at(job->acts, t0 + t);
-    for (int b = 0; b < nb; b++) bias[t * nb + b] = -8 * a[t].sums[b];
+    for (int b = 0; b < nb; b++) bias[t * nb + b] = k * a[t].sums[b];
   }
   switch (nt) { X16_CASE(1) X16_CASE(2) X16_CASE(3) X16_CASE(4) X16_CASE(5) X16_CASE(6) X16_CASE(7) default: break; }
 }
@@ -149,14 +182,40 @@ static void x16_tokens(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0,
 /* Groups kept in L2 while every token chunk passes over them, for batches of more than X16_MAX_TOK tokens */
 #define X16_TILE_BYTES (96 * 1024)
 
+/* Q4_K: the same structure with its own group kernel (x16_k.c); AMX from the same batch size */
+static void x16_rows_q4_k(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
+  if (job->n_tok >= X16_AMX_MIN_TOK && !job->no_amx) row_begin = bf_amx_rows_k(job, 0, row_begin, row_end);
+  if (row_begin >= row_end) return;
+  const int nb = (int)(job->cols / BF_QK_K);
+  int32_t *hl = malloc((size_t)X16_MAX_TOK * nb * 4 * sizeof(int32_t));
+  if (!hl) abort();
+  const int64_t g_begin = row_begin / 16, g_end = row_end / 16;
+  if (job->n_tok <= X16_MAX_TOK) {
+    bf_x16_tokens_q4_k(job, 0, (int)job->n_tok, g_begin, g_end, hl);
+  } else {
+    int64_t tile = (int64_t)(X16_TILE_BYTES / (16 * job->row_bytes));
+    if (tile < 1) tile = 1;
+    for (int64_t g0 = g_begin; g0 < g_end; g0 += tile) {
+      const int64_t g1 = g0 + tile < g_end ? g0 + tile : g_end;
+      for (int64_t t0 = 0; t0 < job->n_tok; t0 += 4)
+        bf_x16_tokens_q4_k(job, t0, job->n_tok - t0 < 4 ? (int)(job->n_tok - t0) : 4, g0, g1, hl);
+    }
+  }
+  free(hl);
+}
+
 void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
-  if (job->dot != bf_dot_q4_0_simd) {
+  if (job->dot == bf_dot_q4_k_simd) {
+    x16_rows_q4_k(job, row_begin, row_end);
+    return;
+  }
+  if (job->dot != bf_dot_q4_0_simd && job->dot != bf_dot_q8_0_simd) {
     x16_rows_portable(job, row_begin, row_end);
     return;
   }
   /* AMX tiles pay for their unpacking from about 12 tokens on; below, chunks of this kernel are faster (2048×768,
    * 1 thread, L2-hot, x16 chunks vs AMX: 8 tokens 0.082 vs 0.134 ms, 12 tokens 0.122 vs 0.131, 15 tokens 0.155 vs 0.131) */
-  if (job->n_tok >= X16_AMX_MIN_TOK && !job->no_amx) row_begin = bf_amx_rows(job, 1, row_begin, row_end);
+  if (job->n_tok >= X16_AMX_MIN_TOK && !job->no_amx) row_begin = bf_amx_rows(job, job->type == BF_Q4_0, row_begin, row_end);
   if (row_begin >= row_end) return;
   const int nb = (int)(job->cols / BF_QK);
   int32_t *bias = malloc((size_t)X16_MAX_TOK * nb * sizeof(int32_t));
@@ -176,38 +235,51 @@ void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
   free(bias);
 }
 
-/* 16 rows of block b → int8 (nibble − 8) rows of the AMX path's copy (dst row m at m·cols), and their scales */
-void bf_x16_unpack_q4_0(const uint8_t *grp, int nb, int cols, int8_t *dst, float *dw) {
-  const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+/* lanes[k][m] = dword k of row m (k = 0..7, m = 0..15) → row m's 32 bytes at dst + m·stride: an 8 × 8 dword
+ * transpose per 8 rows (data movement only) */
+void bf_x16_lanes_to_rows(const int32_t lanes[8][16], int8_t *dst, size_t stride) {
+  for (int h = 0; h < 2; h++) {
+    __m256i r[8];
+    for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_si256((const __m256i *)(lanes[k] + 8 * h));
+    const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+    const __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+    const __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+    const __m256i s0 = _mm256_unpacklo_epi64(t0, t2), s1 = _mm256_unpackhi_epi64(t0, t2);
+    const __m256i s2 = _mm256_unpacklo_epi64(t1, t3), s3 = _mm256_unpackhi_epi64(t1, t3);
+    const __m256i s4 = _mm256_unpacklo_epi64(t4, t6), s5 = _mm256_unpackhi_epi64(t4, t6);
+    const __m256i s6 = _mm256_unpacklo_epi64(t5, t7), s7 = _mm256_unpackhi_epi64(t5, t7);
+    const __m256i c[8] = {
+      _mm256_permute2x128_si256(s0, s4, 0x20), _mm256_permute2x128_si256(s1, s5, 0x20),
+      _mm256_permute2x128_si256(s2, s6, 0x20), _mm256_permute2x128_si256(s3, s7, 0x20),
+      _mm256_permute2x128_si256(s0, s4, 0x31), _mm256_permute2x128_si256(s1, s5, 0x31),
+      _mm256_permute2x128_si256(s2, s6, 0x31), _mm256_permute2x128_si256(s3, s7, 0x31),
+    };
+    for (int i = 0; i < 8; i++) _mm256_storeu_si256((__m256i *)(dst + (size_t)(8 * h + i) * stride), c[i]);
+  }
+}
+
+/* 16 rows of a Q4_0 / Q8_0 group → int8 rows of the AMX path's copy (Q4_0: nibble − 8; Q8_0: the quants; dst row m
+ * at m·cols), and their scales dw[b·16 + m] */
+void bf_x16_unpack_q8(int type, const uint8_t *grp, int nb, int cols, int8_t *dst, float *dw) {
+  const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8), flip = _mm512_set1_epi8((char)0x80);
+  const int bb = 16 * blk_bytes(type);
   _Alignas(64) int32_t tmp[8][16];
   for (int b = 0; b < nb; b++) {
-    const uint8_t *p = grp + (size_t)b * X16_BLOCK_BYTES;
+    const uint8_t *p = grp + (size_t)b * bb;
     _mm512_store_ps(dw + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)));
-    for (int j = 0; j < 4; j++) {
-      const __m512i v = _mm512_loadu_si512((const void *)(p + 32 + 64 * j));
-      _mm512_store_si512((void *)tmp[j], _mm512_sub_epi8(_mm512_and_si512(v, m4), eight));
-      _mm512_store_si512((void *)tmp[j + 4], _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight));
+    if (type == BF_Q8_0) {
+      for (int j = 0; j < 8; j++)
+        _mm512_store_si512((void *)tmp[j], _mm512_xor_si512(_mm512_loadu_si512((const void *)(p + 32 + 64 * j)), flip));
+    } else {
+      for (int j = 0; j < 4; j++) {
+        const __m512i v = _mm512_loadu_si512((const void *)(p + 32 + 64 * j));
+        _mm512_store_si512((void *)tmp[j], _mm512_sub_epi8(_mm512_and_si512(v, m4), eight));
+        _mm512_store_si512((void *)tmp[j + 4], _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight));
+      }
     }
-    /* tmp[k][m] = elements 4k..4k+3 of row m; row m wants tmp[0..7][m] in order: an 8 × 8 dword transpose per 8 rows */
-    for (int h = 0; h < 2; h++) {
-      __m256i r[8];
-      for (int k = 0; k < 8; k++) r[k] = _mm256_load_si256((const __m256i *)(tmp[k] + 8 * h));
-      const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
-      const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
-      const __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
-      const __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
-      const __m256i s0 = _mm256_unpacklo_epi64(t0, t2), s1 = _mm256_unpackhi_epi64(t0, t2);
-      const __m256i s2 = _mm256_unpacklo_epi64(t1, t3), s3 = _mm256_unpackhi_epi64(t1, t3);
-      const __m256i s4 = _mm256_unpacklo_epi64(t4, t6), s5 = _mm256_unpackhi_epi64(t4, t6);
-      const __m256i s6 = _mm256_unpacklo_epi64(t5, t7), s7 = _mm256_unpackhi_epi64(t5, t7);
-      const __m256i c[8] = {
-        _mm256_permute2x128_si256(s0, s4, 0x20), _mm256_permute2x128_si256(s1, s5, 0x20),
-        _mm256_permute2x128_si256(s2, s6, 0x20), _mm256_permute2x128_si256(s3, s7, 0x20),
-        _mm256_permute2x128_si256(s0, s4, 0x31), _mm256_permute2x128_si256(s1, s5, 0x31),
-        _mm256_permute2x128_si256(s2, s6, 0x31), _mm256_permute2x128_si256(s3, s7, 0x31),
-      };
-      for (int i = 0; i < 8; i++) _mm256_storeu_si256((__m256i *)(dst + (size_t)(8 * h + i) * cols + (size_t)b * BF_QK), c[i]);
-    }
+    /* tmp[k][m] = elements 4k..4k+3 of row m */
+    bf_x16_lanes_to_rows((const int32_t(*)[16])tmp, dst + (size_t)b * BF_QK, (size_t)cols);
   }
 }
 

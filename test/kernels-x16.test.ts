@@ -1,9 +1,9 @@
 /**
- * Row-interleaved Q4_0 weights (native/x16.c, Kernels.prepareWeight): after the native kernels rearrange a matrix in
+ * Row-interleaved Q4_0, Q8_0 and Q4_K weights (native/x16.c, x16_k.c, Kernels.prepareWeight): after the native kernels rearrange a matrix in
  * place, every kernel — SIMD with 1..3 threads, without AMX, the portable C path and the TypeScript kernels — must
  * give the bits the TypeScript kernels give on the untouched matrix, for 1..7 tokens (the x16 kernel), 8 and more
  * (chunks of 4 tokens up to 11, and without AMX; AMX tiles from an unpacked copy from 12), row counts of one and several 16-row groups
- * (thread splits fall on group boundaries), block counts around the 8 lanes. getRow reads the rearranged rows right;
+ * (thread splits fall on group boundaries), block and super-block counts around the 8 lanes. getRow reads the rearranged rows right;
  * prepareWeight is idempotent and leaves alone what it cannot or must not rearrange (rows not a multiple of 16,
  * other types, read-only file mappings).
  */
@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GGMLType, rowBytes } from '../src/engine/gguf/types.js';
+import { GGMLType, rowBytes, typeName } from '../src/engine/gguf/types.js';
 import { isX16 } from '../src/engine/kernels/layout.js';
 import { createNativeKernels, loadNativeAddon, mapFileRange, nativeAddonLoadError } from '../src/engine/kernels/native.js';
 import { createTsKernels } from '../src/engine/kernels/ts.js';
@@ -24,17 +24,23 @@ import { activations, maxQuantWeights, rawQuantWeights } from './helpers/quant-i
 const addon = loadNativeAddon();
 const x16Build = addon?.simdLevel() === 'avx512';
 const title = addon
-  ? `row-interleaved Q4_0 weights (${addon.simdLevel()}${x16Build ? '' : ': no x16 layout in this build, prepareWeight leaves weights alone'})`
-  : `row-interleaved Q4_0 weights — SKIPPED: ${nativeAddonLoadError() ?? 'addon disabled'}`;
+  ? `row-interleaved Q4_0 / Q8_0 / Q4_K weights (${addon.simdLevel()}${x16Build ? '' : ': no x16 layout in this build, prepareWeight leaves weights alone'})`
+  : `row-interleaved Q4_0 / Q8_0 / Q4_K weights — SKIPPED: ${nativeAddonLoadError() ?? 'addon disabled'}`;
 
 const TOKENS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 16, 17, 40];
-/** blocks per row: one lane only, 7 lanes, exactly 8, 9 (wraps to lane 0), 24 and 64 (the `medium` shapes) */
-const COLS = [1, 7, 8, 9, 24, 64].map((n) => 32 * n);
+/** Q4_0 blocks per row: one lane only, 7 lanes, exactly 8, 9 (wraps to lane 0), 24 and 64 (the `medium` shapes);
+ * Q4_K super-blocks per row: 1, 3 (`medium` 768), 8 (`medium` 2048), 9 (wraps to lane 0) */
+const COLS: Record<number, number[]> = {
+  [GGMLType.Q4_0]: [1, 7, 8, 9, 24, 64].map((n) => 32 * n),
+  [GGMLType.Q8_0]: [1, 8, 9, 24, 64].map((n) => 32 * n),
+  [GGMLType.Q4_K]: [1, 3, 8, 9].map((n) => 256 * n),
+};
+const TYPES = [GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K] as const;
 /** one group, three groups, and 80 groups (enough bytes that 2 and 3 threads split the rows) */
 const ROWS = [16, 48, 1280];
 
-function tensor(name: string, rows: number, cols: number, data: Uint8Array): WeightTensor {
-  return { name, type: GGMLType.Q4_0, rows, cols, data };
+function tensor(name: string, rows: number, cols: number, data: Uint8Array, type: GGMLType = GGMLType.Q4_0): WeightTensor {
+  return { name, type, rows, cols, data };
 }
 
 describe.skipIf(!addon)(title, () => {
@@ -42,7 +48,7 @@ describe.skipIf(!addon)(title, () => {
   const native = useNativeVariants({ scalarThreads: 2, noAmx: true });
 
   function checkPrepared(original: WeightTensor, label: string): void {
-    const prepared = tensor(original.name, original.rows, original.cols, original.data.slice());
+    const prepared = tensor(original.name, original.rows, original.cols, original.data.slice(), original.type);
     native.get('simd/1')!.prepareWeight!(prepared);
     expect(isX16(prepared.data), `${label}: rearranged`).toBe(x16Build);
     if (x16Build) expect(Buffer.compare(prepared.data, original.data), `${label}: bytes moved`).not.toBe(0);
@@ -55,43 +61,52 @@ describe.skipIf(!addon)(title, () => {
     }
   }
 
-  for (const cols of COLS) {
-    for (const rows of ROWS) {
-      it(`raw ${rows}×${cols}: every kernel on the rearranged matrix gives the TypeScript bits of the original`, () => {
-        checkPrepared(tensor(`raw ${rows}×${cols}`, rows, cols, rawQuantWeights(GGMLType.Q4_0, rows, cols, rows * 7919 + cols)), `raw ${rows}×${cols}`);
+  for (const type of TYPES) {
+    const name = typeName(type);
+    for (const cols of COLS[type]!) {
+      for (const rows of ROWS) {
+        it(`${name} raw ${rows}×${cols}: every kernel on the rearranged matrix gives the TypeScript bits of the original`, () => {
+          const label = `${name} raw ${rows}×${cols}`;
+          checkPrepared(tensor(label, rows, cols, rawQuantWeights(type, rows, cols, rows * 7919 + cols), type), label);
+        });
+      }
+      it(`${name} quantized and all-maximal 48×${cols}: same bits`, () => {
+        checkPrepared(tensor('quantized', 48, cols, randomWeights(type, 48, cols, cols, 0.5), type), `${name} quantized 48×${cols}`);
+        checkPrepared(tensor('max', 48, cols, maxQuantWeights(type, 48, cols), type), `${name} max 48×${cols}`);
       });
     }
-    it(`quantized and all-maximal 48×${cols}: same bits`, () => {
-      checkPrepared(tensor('quantized', 48, cols, randomWeights(GGMLType.Q4_0, 48, cols, cols, 0.5)), `quantized 48×${cols}`);
-      checkPrepared(tensor('max', 48, cols, maxQuantWeights(GGMLType.Q4_0, 48, cols)), `max 48×${cols}`);
+  }
+
+  for (const type of TYPES) {
+    it(`${typeName(type)}: the \`medium\` head (32000 × 768) with 1 and 4 tokens on 1 and 2 threads`, () => {
+      const original = tensor('head', 32000, 768, rawQuantWeights(type, 32000, 768, 5), type);
+      const prepared = tensor('head', 32000, 768, original.data.slice(), type);
+      native.get('simd/2')!.prepareWeight!(prepared);
+      for (const nTok of [1, 4]) {
+        const x = activations(768, nTok, 17 + nTok);
+        const expected = runMatmul(ts, original, x, nTok);
+        for (const v of ['simd/1', 'simd/2', 'noamx/2']) expectSameBits(runMatmul(native.get(v)!, prepared, x, nTok), expected, `head nTok=${nTok} ${v}`);
+      }
     });
   }
 
-  it('the `medium` head (32000 × 768) with 1 and 4 tokens on 1 and 2 threads', () => {
-    const original = tensor('head', 32000, 768, rawQuantWeights(GGMLType.Q4_0, 32000, 768, 5));
-    const prepared = tensor('head', 32000, 768, original.data.slice());
-    native.get('simd/2')!.prepareWeight!(prepared);
-    for (const nTok of [1, 4]) {
-      const x = activations(768, nTok, 17 + nTok);
-      const expected = runMatmul(ts, original, x, nTok);
-      for (const v of ['simd/1', 'simd/2', 'noamx/2']) expectSameBits(runMatmul(native.get(v)!, prepared, x, nTok), expected, `head nTok=${nTok} ${v}`);
-    }
-  });
-
-  it('getRow reads every row of a rearranged matrix as the original (native and TypeScript kernels)', () => {
-    const rows = 48, cols = 9 * 32;
-    const original = tensor('emb', rows, cols, rawQuantWeights(GGMLType.Q4_0, rows, cols, 3));
-    const prepared = tensor('emb', rows, cols, original.data.slice());
-    native.get('simd/1')!.prepareWeight!(prepared);
-    const a = new Float32Array(cols), b = new Float32Array(cols);
-    for (let r = 0; r < rows; r++) {
-      ts.getRow(a, original, r);
-      native.get('simd/1')!.getRow(b, prepared, r);
-      expectSameBits(b, a, `row ${r} (native)`);
-      ts.getRow(b, prepared, r);
-      expectSameBits(b, a, `row ${r} (ts)`);
-    }
-  });
+  for (const type of TYPES) {
+    it(`${typeName(type)}: getRow reads every row of a rearranged matrix as the original (native and TypeScript kernels)`, () => {
+      const rows = 48, cols = type === GGMLType.Q4_K ? 3 * 256 : 9 * 32;
+      const original = tensor('emb', rows, cols, rawQuantWeights(type, rows, cols, 3), type);
+      const prepared = tensor('emb', rows, cols, original.data.slice(), type);
+      native.get('simd/1')!.prepareWeight!(prepared);
+      expect(isX16(prepared.data)).toBe(x16Build);
+      const a = new Float32Array(cols), b = new Float32Array(cols);
+      for (let r = 0; r < rows; r++) {
+        ts.getRow(a, original, r);
+        native.get('simd/1')!.getRow(b, prepared, r);
+        expectSameBits(b, a, `row ${r} (native)`);
+        ts.getRow(b, prepared, r);
+        expectSameBits(b, a, `row ${r} (ts)`);
+      }
+    });
+  }
 
   it('prepareWeight is idempotent and leaves alone what it cannot rearrange', () => {
     const k = native.get('simd/1')!;
@@ -108,11 +123,11 @@ describe.skipIf(!addon)(title, () => {
     expect(isX16(odd.data)).toBe(false);
     expect(Buffer.compare(odd.data, oddCopy)).toBe(0);
 
-    const q8: WeightTensor = { name: 'q8', type: GGMLType.Q8_0, rows: 32, cols: 256, data: rawQuantWeights(GGMLType.Q8_0, 32, 256, 13) };
-    const q8Copy = q8.data.slice();
-    k.prepareWeight!(q8);
-    expect(isX16(q8.data)).toBe(false);
-    expect(Buffer.compare(q8.data, q8Copy)).toBe(0);
+    const q6: WeightTensor = { name: 'q6', type: GGMLType.Q6_K, rows: 32, cols: 256, data: rawQuantWeights(GGMLType.Q6_K, 32, 256, 13) };
+    const q6Copy = q6.data.slice();
+    k.prepareWeight!(q6);
+    expect(isX16(q6.data)).toBe(false);
+    expect(Buffer.compare(q6.data, q6Copy)).toBe(0);
 
     // the scalar kernels never rearrange (they would gain nothing)
     const s = tensor('scalar', 32, 256, rawQuantWeights(GGMLType.Q4_0, 32, 256, 14));

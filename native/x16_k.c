@@ -1,0 +1,199 @@
+/*
+ * Row-interleaved ("x16") Q4_K weights (native/x16.h). Group g of 16 rows holds, for each super-block b in order,
+ * 2304 bytes (16 × 144, the same size):
+ *   0    the 16 rows' F16 d            32   the 16 rows' F16 dmin
+ *   64   S_0, S_1, S_2: lane r of S_i = bytes 4i..4i+3 of row r's 12 packed 6-bit scale/min bytes
+ *   256  P_{c,k} (c = 0..3, k = 0..7) at 256 + 64·(8c + k): lane r = quant bytes 32c + 4k .. +3 of row r,
+ *        whose low nibbles are elements 64c + 4k.. of sub-block 2c and high nibbles those of sub-block 2c + 1.
+ *
+ * Per super-block, rows in lanes: s_j = Σ q·x of sub-block j by VPDPBUSD (8 per token), sumi = Σ_j sc_j·s_j (exact
+ * int32), summins = Σ_j m_j·(bsums[2j] + bsums[2j+1]) by VPDPBUSD on the 6-bit mins against the token's pair sums
+ * split as 128·h + l with h, l int8 (exact). Then the float steps of k4_value and acc[b % 8], the 4/2/1 fold: the bits of
+ * bf_dot_q4_k_scalar (docs/kernels.md "Integer super-blocks").
+ */
+#include "x16.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include "quant_blocks.h"
+
+#define K16_BYTES (16 * Q4_K_BYTES) /* 2304 */
+
+int bf_x16_repack_q4_k(uint8_t *w, int64_t rows, int64_t cols) {
+  const int nb = (int)(cols / BF_QK_K);
+  const size_t rb = (size_t)nb * Q4_K_BYTES, group_bytes = 16 * rb;
+  uint8_t *tmp = malloc(group_bytes);
+  if (!tmp) return -1;
+  for (int64_t g = 0; g < rows / 16; g++) {
+    uint8_t *grp = w + (size_t)g * group_bytes;
+    memcpy(tmp, grp, group_bytes);
+    for (int b = 0; b < nb; b++) {
+      uint8_t *o = grp + (size_t)b * K16_BYTES;
+      for (int r = 0; r < 16; r++) {
+        const uint8_t *blk = tmp + (size_t)r * rb + (size_t)b * Q4_K_BYTES;
+        memcpy(o + 2 * r, blk, 2);
+        memcpy(o + 32 + 2 * r, blk + 2, 2);
+        for (int i = 0; i < 3; i++) memcpy(o + 64 + 64 * i + 4 * r, blk + 4 + 4 * i, 4);
+        for (int ck = 0; ck < 32; ck++) memcpy(o + 256 + 64 * ck + 4 * r, blk + 16 + 4 * ck, 4);
+      }
+    }
+  }
+  free(tmp);
+  return 0;
+}
+
+void bf_x16_row_q4_k(const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst) {
+  const int nb = (int)(cols / BF_QK_K);
+  const uint8_t *grp = w + (size_t)(row / 16) * 16 * (size_t)nb * Q4_K_BYTES;
+  const int r = (int)(row % 16);
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *o = grp + (size_t)b * K16_BYTES;
+    uint8_t *blk = dst + (size_t)b * Q4_K_BYTES;
+    memcpy(blk, o + 2 * r, 2);
+    memcpy(blk + 2, o + 32 + 2 * r, 2);
+    for (int i = 0; i < 3; i++) memcpy(blk + 4 + 4 * i, o + 64 + 64 * i + 4 * r, 4);
+    for (int ck = 0; ck < 32; ck++) memcpy(blk + 16 + 4 * ck, o + 256 + 64 * ck + 4 * r, 4);
+  }
+}
+
+#ifdef BF_AVX512_QUANT
+#include <immintrin.h>
+
+#define AI static inline __attribute__((always_inline))
+#define K16_PREFETCH_BYTES (8 * 1024)
+#define K16_MAX_TOK 7
+
+/* Per token and super-block: dwords {h_0..3, h_4..7, l_0..3, l_4..7} with bsums pair p_j = 128·h_j + l_j */
+static void k16_min_parts(const bf_act_row *a, int nb, int32_t *hl) {
+  for (int b = 0; b < nb; b++) {
+    int8_t h[8], l[8];
+    for (int j = 0; j < 8; j++) {
+      const int32_t p = a->sums[16 * b + 2 * j] + a->sums[16 * b + 2 * j + 1]; /* |p| ≤ 32·128 */
+      const int32_t hj = (p + 64) >> 7;                                         /* −32..32 */
+      h[j] = (int8_t)hj;
+      l[j] = (int8_t)(p - 128 * hj);                                            /* −64..63 */
+    }
+    memcpy(hl + 4 * b, h, 8);
+    memcpy(hl + 4 * b + 2, l, 8);
+  }
+}
+
+AI __m512i byte_lane(__m512i v, int i) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xff)); }
+
+/* One group of 16 rows × NT tokens → out[t·rows + 0..15] */
+AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, int NT, int nb, float *out, int64_t rows) {
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi32(0x3f3f3f3f);
+  const __m512i lo4 = _mm512_set1_epi32(0x0f0f0f0f), top2 = _mm512_set1_epi32(0x03030303);
+  const char *pf = (const char *)grp + K16_PREFETCH_BYTES;
+  __m512 lane[8][K16_MAX_TOK];
+  for (int c8 = 0; c8 < 8; c8++) {
+    __m512 f[K16_MAX_TOK];
+    for (int t = 0; t < NT; t++) f[t] = _mm512_setzero_ps();
+    for (int b = c8; b < nb; b += 8) {
+      const uint8_t *p = grp + (size_t)b * K16_BYTES;
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+      const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
+      const __m512i w0 = _mm512_loadu_si512((const void *)(p + 64)), w1 = _mm512_loadu_si512((const void *)(p + 128));
+      const __m512i w2 = _mm512_loadu_si512((const void *)(p + 192));
+      /* k4_scales, 16 rows at once */
+      const __m512i sc_lo = _mm512_and_si512(w0, m6), m_lo = _mm512_and_si512(w1, m6);
+      const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(w2, lo4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), top2), 4));
+      const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo4),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4));
+      __m512i sumi[K16_MAX_TOK];
+      for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
+      for (int j = 0; j < 8; j++) {
+        for (int i = 0; i < 288; i += 64) _mm_prefetch(pf + i, _MM_HINT_T1); /* 8 × 288 = the super-block's 2304 bytes */
+        pf += 288;
+        const __m512i sc = byte_lane(j < 4 ? sc_lo : sc_hi, j & 3);
+        const uint8_t *q = p + 256 + 64 * 8 * (j >> 1);
+        __m512i wv[8];
+        for (int k = 0; k < 8; k++) {
+          const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * k));
+          wv[k] = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+        }
+        for (int t = 0; t < NT; t++) {
+          const int32_t *xq = (const int32_t *)(a[t].q + (size_t)b * BF_QK_K + 32 * j);
+          __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+          s0 = _mm512_dpbusd_epi32(s0, wv[0], _mm512_set1_epi32(xq[0]));
+          s1 = _mm512_dpbusd_epi32(s1, wv[1], _mm512_set1_epi32(xq[1]));
+          s0 = _mm512_dpbusd_epi32(s0, wv[2], _mm512_set1_epi32(xq[2]));
+          s1 = _mm512_dpbusd_epi32(s1, wv[3], _mm512_set1_epi32(xq[3]));
+          s0 = _mm512_dpbusd_epi32(s0, wv[4], _mm512_set1_epi32(xq[4]));
+          s1 = _mm512_dpbusd_epi32(s1, wv[5], _mm512_set1_epi32(xq[5]));
+          s0 = _mm512_dpbusd_epi32(s0, wv[6], _mm512_set1_epi32(xq[6]));
+          s1 = _mm512_dpbusd_epi32(s1, wv[7], _mm512_set1_epi32(xq[7]));
+          sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc));
+        }
+      }
+      for (int t = 0; t < NT; t++) {
+        const int32_t *h = hl + ((size_t)t * nb + b) * 4;
+        __m512i hs = _mm512_dpbusd_epi32(_mm512_setzero_si512(), m_lo, _mm512_set1_epi32(h[0]));
+        __m512i ls = _mm512_dpbusd_epi32(_mm512_setzero_si512(), m_lo, _mm512_set1_epi32(h[2]));
+        hs = _mm512_dpbusd_epi32(hs, m_hi, _mm512_set1_epi32(h[1]));
+        ls = _mm512_dpbusd_epi32(ls, m_hi, _mm512_set1_epi32(h[3]));
+        const __m512i summins = _mm512_add_epi32(_mm512_slli_epi32(hs, 7), ls);
+        const __m512 dx = _mm512_set1_ps(a[t].d[b]);
+        const __m512 v = _mm512_sub_ps(_mm512_mul_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(sumi[t])),
+                                       _mm512_mul_ps(_mm512_mul_ps(dm, dx), _mm512_cvtepi32_ps(summins)));
+        f[t] = _mm512_add_ps(f[t], v);
+      }
+    }
+    for (int t = 0; t < NT; t++) lane[c8][t] = f[t];
+  }
+  for (int t = 0; t < NT; t++) {
+    __m512 v0 = _mm512_add_ps(lane[0][t], lane[4][t]), v1 = _mm512_add_ps(lane[1][t], lane[5][t]);
+    const __m512 v2 = _mm512_add_ps(lane[2][t], lane[6][t]), v3 = _mm512_add_ps(lane[3][t], lane[7][t]);
+    v0 = _mm512_add_ps(v0, v2);
+    v1 = _mm512_add_ps(v1, v3);
+    _mm512_storeu_ps(out + t * rows, _mm512_add_ps(v0, v1));
+  }
+}
+
+/* 16 rows of a group → the AMX path's unpacked copy (amx.c unpack_k4's output): int8 quants in element order (row m
+ * at dst + m·cols), sc[(b·8 + j)·16 + m], mn[(b·4 + j)·16 + m] = m_2j | m_2j+1 << 16, dw / dmin[b·16 + m] */
+void bf_x16_unpack_q4_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, int32_t *mn, float *dw, float *dmin) {
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi32(0x3f3f3f3f);
+  const __m512i lo4 = _mm512_set1_epi32(0x0f0f0f0f), top2 = _mm512_set1_epi32(0x03030303), ff = _mm512_set1_epi32(0xff);
+  _Alignas(64) int32_t tmp[8][16];
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *p = grp + (size_t)b * K16_BYTES;
+    _mm512_store_ps(dw + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)));
+    _mm512_store_ps(dmin + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32))));
+    const __m512i w0 = _mm512_loadu_si512((const void *)(p + 64)), w1 = _mm512_loadu_si512((const void *)(p + 128));
+    const __m512i w2 = _mm512_loadu_si512((const void *)(p + 192));
+    const __m512i sc_lo = _mm512_and_si512(w0, m6), m_lo = _mm512_and_si512(w1, m6);
+    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(w2, lo4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), top2), 4));
+    const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo4),
+                                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4));
+    for (int j = 0; j < 8; j++) _mm512_store_si512((void *)(sc + ((size_t)b * 8 + j) * 16), byte_lane(j < 4 ? sc_lo : sc_hi, j & 3));
+    for (int j = 0; j < 4; j++) {
+      const __m512i v = _mm512_srli_epi32(j < 2 ? m_lo : m_hi, 16 * (j & 1)); /* bytes m_2j, m_2j+1 at 0 and 8 */
+      _mm512_store_si512((void *)(mn + ((size_t)b * 4 + j) * 16),
+                         _mm512_or_si512(_mm512_and_si512(v, ff), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(v, 8), ff), 16)));
+    }
+    for (int c = 0; c < 4; c++)
+      for (int half = 0; half < 2; half++) {
+        for (int k = 0; k < 8; k++) {
+          const __m512i v = _mm512_loadu_si512((const void *)(p + 256 + 64 * (8 * c + k)));
+          _mm512_store_si512((void *)tmp[k], _mm512_and_si512(half ? _mm512_srli_epi16(v, 4) : v, m4));
+        }
+        bf_x16_lanes_to_rows((const int32_t(*)[16])tmp, dst + (size_t)b * BF_QK_K + 64 * c + 32 * half, (size_t)cols);
+      }
+  }
+}
+
+#define K16_CASE(N) case N: for (int64_t g = g0; g < g1; g++) k16_group(job->w + (size_t)g * gb, a, hl, N, nb, job->out + 16 * g + t0 * job->rows, job->rows); break;
+
+void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *hl) {
+  const int nb = (int)(job->cols / BF_QK_K);
+  const size_t gb = 16 * job->row_bytes;
+  bf_act_row a[K16_MAX_TOK];
+  for (int t = 0; t < nt; t++) {
+    a[t] = bf_act_row_at(job->acts, t0 + t);
+    k16_min_parts(&a[t], nb, hl + (size_t)t * nb * 4);
+  }
+  switch (nt) { K16_CASE(1) K16_CASE(2) K16_CASE(3) K16_CASE(4) K16_CASE(5) K16_CASE(6) K16_CASE(7) default: break; }
+}
+
+#endif
