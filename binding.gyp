@@ -15,7 +15,8 @@
         "native/dot_avx512.c",
         "native/attention.c",
         "native/ops.c",
-        "native/amx.c"
+        "native/amx.c",
+        "native/amx_x16.c"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-std=c11", "-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -245,8 +245,7 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
   const int cols = (int)job->cols, nb = cols / BF_QK;
   const int64_t n_tok = job->n_tok, n_groups = (n_tok + 15) / 16;
   const int64_t n_tiles = (row_end - row_begin) / 16, full_end = row_begin + 16 * n_tiles;
-  const int copied = q4 || job->x16; /* A tiles from an unpacked copy of the rows, not from the weights in place */
-  const size_t tile_bytes = 16 * (copied ? (size_t)cols : job->row_bytes);
+  const size_t tile_bytes = 16 * (q4 ? (size_t)cols : job->row_bytes);
   int64_t rb_tiles = (int64_t)(ROW_BLOCK_BYTES / tile_bytes);
   if (rb_tiles < 1) rb_tiles = 1;
   if (rb_tiles > n_tiles) rb_tiles = n_tiles;
@@ -254,7 +253,7 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
   const size_t dx_bytes = round64((size_t)n_groups * nb * 16 * sizeof(float));
   const size_t dw_tile = (size_t)nb * 16; /* floats per 16-row tile */
   const size_t dw_bytes = round64((size_t)rb_tiles * dw_tile * sizeof(float));
-  const size_t a_bytes = copied ? round64((size_t)rb_tiles * 16 * cols) : 0;
+  const size_t a_bytes = q4 ? round64((size_t)rb_tiles * 16 * cols) : 0;
   const size_t seq_bytes = round64((size_t)nb * sizeof(int32_t));
   const size_t fixed = 2 * 256 * sizeof(int32_t) + 8 * 256 * sizeof(float) + 256 * sizeof(float);
   uint8_t *mem = aligned_alloc(64, bp_bytes + dx_bytes + dw_bytes + a_bytes + seq_bytes + fixed);
@@ -275,8 +274,8 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
     pack_tokens(job->acts, n_tok, g, nb, bp + (size_t)g * nb * B_TILE_BYTES, dx + (size_t)g * nb * 16);
 
   const size_t blk_bytes = q4 ? Q4_0_BYTES : Q8_0_BYTES;
-  const long a_stride = copied ? (long)cols : (long)job->row_bytes;
-  const size_t a_step = copied ? BF_QK : Q8_0_BYTES;
+  const long a_stride = q4 ? (long)cols : (long)job->row_bytes;
+  const size_t a_step = q4 ? BF_QK : Q8_0_BYTES;
   load_tile_config(2, 32, 8);
   /* Row blocks of rb_tiles × 16 rows; inside, token groups outer and 16-row tiles inner, so that the outputs of a
    * token are written as runs of 16·rb_tiles floats. */
@@ -284,10 +283,6 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
     const int64_t nt = t0 + rb_tiles <= n_tiles ? rb_tiles : n_tiles - t0;
     for (int64_t i = 0; i < nt; i++) {
       const uint8_t *w = job->w + (size_t)(row_begin + 16 * (t0 + i)) * job->row_bytes;
-      if (job->x16) {
-        bf_x16_unpack_q8(job->type, w, nb, cols, abuf + (size_t)i * 16 * cols, dw + i * dw_tile);
-        continue;
-      }
       row_scales(w, job->row_bytes, blk_bytes, nb, dw + i * dw_tile);
       if (q4) unpack_q4_0(w, job->row_bytes, nb, cols, abuf + (size_t)i * 16 * cols);
     }
@@ -302,7 +297,7 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
       const int n_valid = n_tok - g * 16 < 16 ? (int)(n_tok - g * 16) : 16;
       for (int64_t i = 0; i < nt; i++) {
         const int64_t r0 = row_begin + 16 * (t0 + i);
-        const int8_t *a = copied ? abuf + (size_t)i * 16 * cols : (const int8_t *)(job->w + (size_t)r0 * job->row_bytes + 2);
+        const int8_t *a = q4 ? abuf + (size_t)i * 16 * cols : (const int8_t *)(job->w + (size_t)r0 * job->row_bytes + 2);
         const int64_t n_pf = pf_end - pf_next < 64 * pf_per_call ? (pf_end - pf_next) / 64 : pf_per_call;
         tile16x16(a, a_stride, a_step, dw + i * dw_tile, bp + (size_t)g * nb * B_TILE_BYTES, dx + (size_t)g * nb * 16,
                   nb, seq, cbuf, lanes, res, pf_next, n_pf);

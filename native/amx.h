@@ -24,6 +24,10 @@ int bf_amx_available(void);
  * available or scratch memory could not be had, so the caller computes the rest as usual. */
 int64_t bf_amx_rows(const bf_matmul_job *job, int q4, int64_t row_begin, int64_t row_end);
 
+/* The same for x16-layout Q4_0 / Q8_0 weights (native/x16.c; rows and row_begin multiples of 16), weights as the B
+ * operand (native/amx_x16.c). */
+int64_t bf_amx_rows_x16(const bf_matmul_job *job, int64_t row_begin, int64_t row_end);
+
 /* The same for Q4_K (high = 0), Q5_K (high = 1) or Q6_K (high = 2) weights against Q8_K activations. */
 int64_t bf_amx_rows_k(const bf_matmul_job *job, int high, int64_t row_begin, int64_t row_end);
 

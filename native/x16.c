@@ -103,7 +103,6 @@ static void x16_rows_portable(const bf_matmul_job *job, int64_t row_begin, int64
  * slower: it fills the miss buffers); 8 KB was the best of 4/8/16/32 KB for 4 tokens */
 #define X16_PREFETCH_BYTES (8 * 1024)
 #define X16_MAX_TOK 7
-#define X16_AMX_MIN_TOK 12
 
 /* One group of 16 rows × NT tokens → out[t·rows + 0..15]. bias[t][b] = −(8 or 128)·Σx of token t's block b. */
 AI void x16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *bias, int NT, int Q8, int nb, float *out,
@@ -182,9 +181,12 @@ static void x16_tokens(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0,
 /* Groups kept in L2 while every token chunk passes over them, for batches of more than X16_MAX_TOK tokens */
 #define X16_TILE_BYTES (96 * 1024)
 
-/* Q4_K: the same structure with its own group kernel (x16_k.c); AMX from the same batch size */
+/* Q4_K: the same structure with its own group kernel (x16_k.c). amx.c's K-quant tiles, from an unpacked copy, beat
+ * chunks of it only from about 24 tokens (`medium` decode step, 1 thread, aggregate tok/s, chunks vs AMX: B=8 1089 vs
+ * 521, B=12 1079 vs 740, B=24 ~980 vs ~960, B=32 1037 vs 1160). */
+#define K16_AMX_MIN_TOK 24
 static void x16_rows_q4_k(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
-  if (job->n_tok >= X16_AMX_MIN_TOK && !job->no_amx) row_begin = bf_amx_rows_k(job, 0, row_begin, row_end);
+  if (job->n_tok >= K16_AMX_MIN_TOK && !job->no_amx) row_begin = bf_amx_rows_k(job, 0, row_begin, row_end);
   if (row_begin >= row_end) return;
   const int nb = (int)(job->cols / BF_QK_K);
   int32_t *hl = malloc((size_t)X16_MAX_TOK * nb * 4 * sizeof(int32_t));
@@ -213,9 +215,11 @@ void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
     x16_rows_portable(job, row_begin, row_end);
     return;
   }
-  /* AMX tiles pay for their unpacking from about 12 tokens on; below, chunks of this kernel are faster (2048×768,
-   * 1 thread, L2-hot, x16 chunks vs AMX: 8 tokens 0.082 vs 0.134 ms, 12 tokens 0.122 vs 0.131, 15 tokens 0.155 vs 0.131) */
-  if (job->n_tok >= X16_AMX_MIN_TOK && !job->no_amx) row_begin = bf_amx_rows(job, job->type == BF_Q4_0, row_begin, row_end);
+  /* AMX tiles (amx_x16.c) from the batch size where they beat chunks of this kernel in a `medium` decode step, 1
+   * thread (aggregate tok/s, chunks vs AMX: Q8_0 B=8 640 vs 669, B=12 728 vs 889; Q4_0 B=8 990 vs 808, B=12 999 vs
+   * 1190, B=16 1260 vs 1330) */
+  const int64_t amx_min_tok = job->type == BF_Q8_0 ? 8 : 12;
+  if (job->n_tok >= amx_min_tok && !job->no_amx) row_begin = bf_amx_rows_x16(job, row_begin, row_end);
   if (row_begin >= row_end) return;
   const int nb = (int)(job->cols / BF_QK);
   int32_t *bias = malloc((size_t)X16_MAX_TOK * nb * sizeof(int32_t));
@@ -256,30 +260,6 @@ void bf_x16_lanes_to_rows(const int32_t lanes[8][16], int8_t *dst, size_t stride
       _mm256_permute2x128_si256(s2, s6, 0x31), _mm256_permute2x128_si256(s3, s7, 0x31),
     };
     for (int i = 0; i < 8; i++) _mm256_storeu_si256((__m256i *)(dst + (size_t)(8 * h + i) * stride), c[i]);
-  }
-}
-
-/* 16 rows of a Q4_0 / Q8_0 group → int8 rows of the AMX path's copy (Q4_0: nibble − 8; Q8_0: the quants; dst row m
- * at m·cols), and their scales dw[b·16 + m] */
-void bf_x16_unpack_q8(int type, const uint8_t *grp, int nb, int cols, int8_t *dst, float *dw) {
-  const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8), flip = _mm512_set1_epi8((char)0x80);
-  const int bb = 16 * blk_bytes(type);
-  _Alignas(64) int32_t tmp[8][16];
-  for (int b = 0; b < nb; b++) {
-    const uint8_t *p = grp + (size_t)b * bb;
-    _mm512_store_ps(dw + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)));
-    if (type == BF_Q8_0) {
-      for (int j = 0; j < 8; j++)
-        _mm512_store_si512((void *)tmp[j], _mm512_xor_si512(_mm512_loadu_si512((const void *)(p + 32 + 64 * j)), flip));
-    } else {
-      for (int j = 0; j < 4; j++) {
-        const __m512i v = _mm512_loadu_si512((const void *)(p + 32 + 64 * j));
-        _mm512_store_si512((void *)tmp[j], _mm512_sub_epi8(_mm512_and_si512(v, m4), eight));
-        _mm512_store_si512((void *)tmp[j + 4], _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight));
-      }
-    }
-    /* tmp[k][m] = elements 4k..4k+3 of row m */
-    bf_x16_lanes_to_rows((const int32_t(*)[16])tmp, dst + (size_t)b * BF_QK, (size_t)cols);
   }
 }
 

@@ -14,9 +14,6 @@ int bf_x16_repack(int type, uint8_t *w, int64_t rows, int64_t cols);
 void bf_x16_row(int type, const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst);
 /* bf_matmul_rows for x16 weights; row_begin and row_end are multiples of 16. */
 void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end);
-/* For the AMX path: 16 Q4_0 / Q8_0 rows of one group → int8 rows at dst (row m at m·cols; Q4_0 nibble − 8) and the
- * scales dw[b·16 + m]. AVX-512 builds only. */
-void bf_x16_unpack_q8(int type, const uint8_t *grp, int nb, int cols, int8_t *dst, float *dw);
 
 /* Q4_K (x16_k.c): the repack and row restore behind bf_x16_repack / bf_x16_row, and tokens [t0, t0 + nt) (nt ≤ 7)
  * over 16-row groups [g0, g1) with hl scratch of 7 · 4 · (cols / 256) int32 (AVX-512 builds only). */
