@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "quant_blocks.h"
+#include "x16.h"
 
 #if defined(__x86_64__) && defined(__linux__) && defined(BF_AVX512_QUANT) && \
     ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
@@ -150,7 +151,7 @@ static void unpack_group(const uint8_t *grp, int nb, int q8, int in_place, uint8
       for (int j = 0; j < 4; j++) {
         const __m512i v = _mm512_loadu_si512((const void *)(p + 32 + 64 * j));
         _mm512_store_si512((void *)(o + 64 * j), _mm512_sub_epi8(_mm512_and_si512(v, m4), eight));
-        _mm512_store_si512((void *)(o + 64 * (j + 4)), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight));
+        _mm512_store_si512((void *)(o + 64 * (j + 4)), _mm512_sub_epi8(bf_hi_nibbles(v), eight));
       }
     }
   }

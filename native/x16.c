@@ -126,7 +126,7 @@ AI void x16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *bias, 
         for (int j = 0; j < 4; j++) {
           const __m512i v = _mm512_loadu_si512((const void *)(p + 32 + 64 * j));
           wv[j] = _mm512_and_si512(v, m4);
-          wv[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+          wv[j + 4] = bf_hi_nibbles(v);
         }
       }
       for (int t = 0; t < NT; t++) {

@@ -5,6 +5,21 @@
 
 #include "matmul.h"
 
+#ifdef BF_AVX512_QUANT
+#include <immintrin.h>
+
+/* High nibbles of every byte, as bytes 0..15: one GF(2) affine op where GFNI exists (bit i of each result byte = bit
+ * i + 4 of the source; 2048×768 Q4_0, 4 tokens, L2-hot: 178 → 210 GMAC/s), else a shift and a mask. Data movement
+ * only: the same bytes either way. */
+static inline __attribute__((always_inline)) __m512i bf_hi_nibbles(__m512i v) {
+#ifdef __GFNI__
+  return _mm512_gf2p8affine_epi64_epi8(v, _mm512_set1_epi64(0x1020408000000000LL), 0);
+#else
+  return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f));
+#endif
+}
+#endif
+
 /* 1 if the type has an x16 layout (Q4_0, Q8_0, Q4_K) */
 int bf_x16_supported(int type);
 /* Rearranges rows × cols weights of `type` in place into the x16 layout; rows must be a multiple of 16. 0 on

@@ -110,7 +110,7 @@ AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, in
         __m512i wv[8];
         for (int k = 0; k < 8; k++) {
           const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * k));
-          wv[k] = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+          wv[k] = j & 1 ? bf_hi_nibbles(v) : _mm512_and_si512(v, m4);
         }
         for (int t = 0; t < NT; t++) {
           const int32_t *xq = (const int32_t *)(a[t].q + (size_t)b * BF_QK_K + 32 * j);
@@ -176,7 +176,7 @@ void bf_x16_unpack_q4_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32
       for (int half = 0; half < 2; half++) {
         for (int k = 0; k < 8; k++) {
           const __m512i v = _mm512_loadu_si512((const void *)(p + 256 + 64 * (8 * c + k)));
-          _mm512_store_si512((void *)tmp[k], _mm512_and_si512(half ? _mm512_srli_epi16(v, 4) : v, m4));
+          _mm512_store_si512((void *)tmp[k], half ? bf_hi_nibbles(v) : _mm512_and_si512(v, m4));
         }
         bf_x16_lanes_to_rows((const int32_t(*)[16])tmp, dst + (size_t)b * BF_QK_K + 64 * c + 32 * half, (size_t)cols);
       }
