@@ -16,7 +16,10 @@ export interface RunResult {
   plateauTokPerS?: number;
   /** Resident memory of the runtime with the engine's code loaded, before the model is opened. */
   baselineRssBytes: number;
-  /** Resident memory after the single-stream decode (one sequence of 192 positions): what serving one stream costs. */
+  /**
+   * Resident memory after the single-stream decode (one sequence of 80 positions, its cache grown to 128 by the
+   * prefills): what serving one stream costs.
+   */
   decodeRssBytes: number;
   /** Largest resident memory seen, after the batched runs (B sequences' KV caches). */
   rssBytes: number;

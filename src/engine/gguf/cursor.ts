@@ -86,6 +86,14 @@ export class FileCursor {
     return this.buf.toString('utf8', i, i + n);
   }
 
+  /** Steps over n bytes without reading them (bounds-checked like a read). */
+  skip(n: number, what: string): void {
+    if (n > this.remainingBytes) {
+      throw this.fail(`${what} needs ${n} bytes at offset ${this.pos} but the file has ${this.fileBytes} bytes (truncated?)`);
+    }
+    this.pos += n;
+  }
+
   /** Raw bytes copied out (the internal buffer is reused). */
   bytes(n: number, what: string): Uint8Array {
     const i = this.take(n, what);

@@ -22,7 +22,19 @@ export interface ParsedHeader {
   readonly dataOffset: number;
   readonly metadata: ReadonlyMap<string, GgufMetaEntry>;
   readonly tensors: readonly TensorInfo[];
+  /** Keys whose (large array) value was skipped, to be decoded by the ArrayLoader on first access. */
+  readonly deferredKeys: readonly string[];
 }
+
+/**
+ * Decodes the array of `key` whose item count is at absolute file offset `offset` (see readArrayAt). Given to
+ * parseHeader, it makes large arrays lazy: a 32000-token vocabulary costs ~1.5 MiB of JS strings (and V8 heap
+ * growth) that a stage without a tokenizer — a worker, a benchmark — never reads.
+ */
+export type ArrayLoader = (key: string, itemType: GgufValueType, offset: number) => GgufArrayValue;
+
+/** Arrays at least this many bytes long in the file are deferred when parseHeader has an ArrayLoader. */
+export const LAZY_ARRAY_MIN_BYTES = 16 * 1024;
 
 const ALIGNMENT_KEY = 'general.alignment';
 /** Deeper nesting has no use and would let a crafted file overflow the stack. */
@@ -106,7 +118,42 @@ function readArrayItems(c: FileCursor, itemType: GgufValueType, depth: number): 
   }
 }
 
-function readMetadata(c: FileCursor, count: number): Map<string, GgufMetaEntry> {
+/** Decodes the items of an array whose count is at `offset` (as the eager parse would have, same checks). */
+export function readArrayAt(c: FileCursor, key: string, itemType: GgufValueType, offset: number): GgufArrayValue {
+  c.pos = offset;
+  c.subject = { key };
+  return readArrayItems(c, itemType, 0);
+}
+
+/**
+ * Item types whose arrays may be deferred: reading them back cannot fail on content (no per-item checks, unlike
+ * BOOL), so a file that opens keeps opening and reading the value later gives what the eager parse would have.
+ */
+function deferrable(t: GgufValueType): boolean {
+  return t !== GgufValueType.ARRAY && t !== GgufValueType.BOOL;
+}
+
+/** Steps over an array body (count, items) with the bounds checks of readArrayItems, decoding nothing. */
+function skipArrayItems(c: FileCursor, itemType: GgufValueType): void {
+  const itemBytes = itemType === GgufValueType.STRING ? undefined : fixedValueBytes(itemType);
+  const count = c.u64Bounded('array length', Math.floor(c.remainingBytes / (itemBytes ?? 8)));
+  const what = `${valueTypeName(itemType)} array item`;
+  if (itemBytes !== undefined) {
+    c.skip(count * itemBytes, what);
+    return;
+  }
+  for (let i = 0; i < count; i++) c.skip(c.u64Bounded(`length of ${what}`, c.remainingBytes), what);
+}
+
+/** An ARRAY entry whose value is decoded on first access (an own enumerable property, so spreads copy it). */
+function deferredArrayEntry(key: string, itemType: GgufValueType, offset: number, load: ArrayLoader): GgufMetaEntry {
+  let value: GgufArrayValue | undefined;
+  const entry = { type: GgufValueType.ARRAY, itemType };
+  Object.defineProperty(entry, 'value', { enumerable: true, get: () => (value ??= load(key, itemType, offset)) });
+  return entry as GgufMetaEntry;
+}
+
+function readMetadata(c: FileCursor, count: number, load: ArrayLoader | undefined, deferred: string[]): Map<string, GgufMetaEntry> {
   const metadata = new Map<string, GgufMetaEntry>();
   for (let i = 0; i < count; i++) {
     c.subject = { key: `#${i}` };
@@ -118,6 +165,16 @@ function readMetadata(c: FileCursor, count: number): Map<string, GgufMetaEntry> 
     if (!isGgufValueType(type)) throw c.fail(`unknown value type ${type} at offset ${at}`);
     if (type === GgufValueType.ARRAY) {
       const itemType = readItemType(c);
+      const body = c.pos;
+      if (load && deferrable(itemType)) {
+        skipArrayItems(c, itemType);
+        if (c.pos - body >= LAZY_ARRAY_MIN_BYTES) {
+          metadata.set(key, deferredArrayEntry(key, itemType, body, load));
+          deferred.push(key);
+          continue;
+        }
+        c.pos = body; // small: decode now
+      }
       metadata.set(key, { type, itemType, value: readArrayItems(c, itemType, 0) });
     } else {
       metadata.set(key, { type, value: readScalar(c, type, 'value') });
@@ -189,13 +246,17 @@ function placeTensors(c: FileCursor, raw: readonly RawTensorInfo[], dataOffset: 
   return tensors;
 }
 
-/** Parses header, metadata and tensor infos (not tensor data). */
-export function parseHeader(c: FileCursor): ParsedHeader {
+/**
+ * Parses header, metadata and tensor infos (not tensor data). With `loadArray`, arrays of at least
+ * LAZY_ARRAY_MIN_BYTES (except BOOL and nested ones) are only bounds-checked here and decoded by it on first access.
+ */
+export function parseHeader(c: FileCursor, loadArray?: ArrayLoader): ParsedHeader {
   const version = checkMagicAndVersion(c);
   c.subject = {};
   const tensorCount = c.u64Bounded('tensor count', Math.floor(c.remainingBytes / MIN_TENSOR_INFO_BYTES));
   const kvCount = c.u64Bounded('metadata count', Math.floor(c.remainingBytes / MIN_KV_BYTES));
-  const metadata = readMetadata(c, kvCount);
+  const deferredKeys: string[] = [];
+  const metadata = readMetadata(c, kvCount, loadArray, deferredKeys);
   const alignment = alignmentOf(c, metadata);
 
   const raw: RawTensorInfo[] = [];
@@ -209,5 +270,5 @@ export function parseHeader(c: FileCursor): ParsedHeader {
   const dataOffset = Math.ceil(c.pos / alignment) * alignment;
   const tensors = placeTensors(c, raw, dataOffset, alignment);
   c.subject = {};
-  return { version, alignment, dataOffset, metadata, tensors };
+  return { version, alignment, dataOffset, metadata, tensors, deferredKeys };
 }

@@ -3,7 +3,7 @@ import type { WeightTensor } from '../tensor.js';
 import { FileCursor } from './cursor.js';
 import { GgufError } from './errors.js';
 import { describeGgmlType } from './ggml-sizes.js';
-import { parseHeader, type TensorInfo } from './parse-header.js';
+import { parseHeader, readArrayAt, type TensorInfo } from './parse-header.js';
 import { isSupportedType } from './types.js';
 import { GgufValueType, valueTypeName, type GgufArrayValue, type GgufMetaEntry } from './values.js';
 
@@ -11,12 +11,25 @@ export type { TensorInfo } from './parse-header.js';
 
 /** fs.readSync takes at most 2 GiB − 1 per call; read big tensors in pieces below that. */
 const MAX_READ_BYTES = 1 << 30;
+/** Read buffer for decoding a deferred metadata array (a vocabulary is a few hundred KiB to a few MiB). */
+const DEFERRED_READ_CHUNK_BYTES = 64 * 1024;
+
+/** What identifies the file's contents, to refuse decoding a deferred array from a file replaced since opening. */
+interface FileIdentity { readonly dev: number; readonly ino: number; readonly size: number; readonly mtimeMs: number }
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
 
 function entryTypeName(e: GgufMetaEntry): string {
   return e.type === GgufValueType.ARRAY ? `ARRAY of ${valueTypeName(e.itemType)}` : valueTypeName(e.type);
 }
 
-/** An open GGUF file: header, metadata and tensor table in memory; tensor data read on demand. */
+/**
+ * An open GGUF file: header, metadata and tensor table in memory; tensor data read on demand. Large metadata arrays
+ * (tokenizer.ggml.tokens, scores, merges, …) are checked at open but decoded on first access of their value (see
+ * isLoaded), also after close() as long as the file is unchanged.
+ */
 export class GgufFile {
   readonly path: string;
   readonly version: number;
@@ -28,19 +41,55 @@ export class GgufFile {
   readonly tensors: readonly TensorInfo[];
   private readonly byName: ReadonlyMap<string, TensorInfo>;
   private fd: number | undefined;
+  private readonly identity: FileIdentity;
+  /** Keys whose array value is still only in the file. */
+  private readonly deferred: Set<string>;
 
   /** Use openGguf(). */
   constructor(path: string, fd: number, fileBytes: number) {
     this.path = path;
     this.fd = fd;
     this.fileBytes = fileBytes;
-    const h = parseHeader(new FileCursor(fd, path, fileBytes));
+    const st = fs.fstatSync(fd);
+    this.identity = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+    const h = parseHeader(new FileCursor(fd, path, fileBytes), (key, itemType, offset) => this.loadArray(key, itemType, offset));
     this.version = h.version;
     this.alignment = h.alignment;
     this.dataOffset = h.dataOffset;
     this.metadata = h.metadata;
     this.tensors = h.tensors;
     this.byName = new Map(h.tensors.map((t) => [t.name, t]));
+    this.deferred = new Set(h.deferredKeys);
+  }
+
+  /** false while key's (large array) value has not been decoded from the file yet; true for every other key. */
+  isLoaded(key: string): boolean {
+    return !this.deferred.has(key);
+  }
+
+  private loadArray(key: string, itemType: GgufValueType, offset: number): GgufArrayValue {
+    const read = (fd: number): GgufArrayValue =>
+      readArrayAt(new FileCursor(fd, this.path, this.fileBytes, DEFERRED_READ_CHUNK_BYTES), key, itemType, offset);
+    let value: GgufArrayValue;
+    if (this.fd !== undefined) {
+      value = read(this.fd);
+    } else {
+      // Closed (e.g. a worker that loaded its weights): read it from the same path, if that is still this file.
+      let fd: number;
+      try {
+        fd = fs.openSync(this.path, 'r');
+      } catch (e) {
+        throw new GgufError(this.path, `cannot reopen to read the value: ${(e as Error).message}`, { key }, { cause: e });
+      }
+      try {
+        if (!sameFile(fs.fstatSync(fd), this.identity)) throw this.fail('the file changed since it was opened; cannot read the value', { key });
+        value = read(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    this.deferred.delete(key);
+    return value;
   }
 
   private fail(problem: string, subject: { key?: string; tensor?: string } = {}): GgufError {

@@ -1,13 +1,30 @@
 /** Capacity is a multiple of this many positions. */
 const GRANULE_POSITIONS = 64;
-/** Growth factor: copies stay amortized O(1) per position while the unused tail stays under a third of the cache
- * (doubling left up to half of it unused: a cache of 129 positions held 256). */
-const GROWTH = 1.5;
+
+/** ES2024 resizable ArrayBuffer (Node ≥ 20); the ES2022 lib this project compiles against does not declare it. */
+interface ResizableArrayBuffer extends ArrayBuffer {
+  resize(byteLength: number): void;
+}
+const ResizableArrayBuffer = ArrayBuffer as unknown as new (byteLength: number, opts: { maxByteLength: number }) => ResizableArrayBuffer;
+/** V8's largest maxByteLength (Node 20): 4 GiB, a million positions of a 1024-wide layer. */
+const MAX_RESERVE_BYTES = 2 ** 32;
 
 /**
- * Per-sequence key/value cache for the layers of one stage. Storage grows geometrically up to the context length,
- * so short requests do not reserve a whole context. `length` is the number of positions filled; truncating to a
- * position is how recovery and stream resumption rewind a sequence.
+ * A Float32Array over a resizable buffer that reserves (address space only) room for `maxFloats` and commits
+ * `floats`: it grows in place, keeping its contents and its address, and its length follows the buffer's.
+ */
+function growableFloats(floats: number, maxFloats: number): Float32Array {
+  return new Float32Array(new ResizableArrayBuffer(floats * 4, { maxByteLength: Math.min(maxFloats * 4, MAX_RESERVE_BYTES) }));
+}
+
+/**
+ * Per-sequence key/value cache for the layers of one stage. Storage grows in place, a granule of positions at a
+ * time, up to the context length, so short requests do not commit a whole context. Each layer's keys and values are
+ * a resizable buffer reserving the whole context: growing commits more pages instead of copying into new arrays,
+ * which left the old ones as garbage, resident until a major GC (and holes in the malloc heap after it). Each buffer
+ * is its own mapping (two VMAs: committed and reserved), so a sequence costs 4 × layers of the kernel's
+ * vm.max_map_count (65530 by default). `length` is the number of positions filled; truncating to a position is how
+ * recovery and stream resumption rewind a sequence.
  */
 export class SequenceKvCache {
   private capacityPositions: number;
@@ -24,9 +41,10 @@ export class SequenceKvCache {
     this.capacityPositions = Math.min(initialPositions, maxPositions);
     this.keys = [];
     this.values = [];
+    const maxFloats = maxPositions * kvDim;
     for (let l = 0; l < nLayers; l++) {
-      this.keys.push(new Float32Array(this.capacityPositions * kvDim));
-      this.values.push(new Float32Array(this.capacityPositions * kvDim));
+      this.keys.push(growableFloats(this.capacityPositions * kvDim, maxFloats));
+      this.values.push(growableFloats(this.capacityPositions * kvDim, maxFloats));
     }
   }
 
@@ -35,22 +53,19 @@ export class SequenceKvCache {
     return 2 * this.nLayers * this.capacityPositions * this.kvDim * 4;
   }
 
-  /** Make room for positions [0, positions). */
+  /** Make room for positions [0, positions). The arrays keep their identity and contents. */
   reserve(positions: number): void {
     if (positions > this.maxPositions) {
       throw new RangeError(`sequence needs ${positions} positions but the context holds ${this.maxPositions}`);
     }
     if (positions <= this.capacityPositions) return;
-    const grown = Math.ceil((this.capacityPositions * GROWTH) / GRANULE_POSITIONS) * GRANULE_POSITIONS;
-    const needed = Math.ceil(positions / GRANULE_POSITIONS) * GRANULE_POSITIONS;
-    const cap = Math.min(Math.max(grown, needed), this.maxPositions);
+    // No copy, so growth need not be geometric: commit only the granules needed.
+    const cap = Math.min(Math.ceil(positions / GRANULE_POSITIONS) * GRANULE_POSITIONS, this.maxPositions);
+    const bytes = cap * this.kvDim * 4;
+    if (bytes > MAX_RESERVE_BYTES) throw new RangeError(`a layer's cache of ${cap} positions would exceed ${MAX_RESERVE_BYTES} bytes`);
     for (let l = 0; l < this.nLayers; l++) {
-      const k = new Float32Array(cap * this.kvDim);
-      k.set(this.keys[l]!.subarray(0, this.length * this.kvDim));
-      this.keys[l] = k;
-      const v = new Float32Array(cap * this.kvDim);
-      v.set(this.values[l]!.subarray(0, this.length * this.kvDim));
-      this.values[l] = v;
+      (this.keys[l]!.buffer as ResizableArrayBuffer).resize(bytes);
+      (this.values[l]!.buffer as ResizableArrayBuffer).resize(bytes);
     }
     this.capacityPositions = cap;
   }
