@@ -20,6 +20,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "pool.h"
 #include "quant_blocks.h"
 #include "x16.h"
 
@@ -256,7 +257,7 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
   const size_t a_bytes = q4 ? round64((size_t)rb_tiles * 16 * cols) : 0;
   const size_t seq_bytes = round64((size_t)nb * sizeof(int32_t));
   const size_t fixed = 2 * 256 * sizeof(int32_t) + 8 * 256 * sizeof(float) + 256 * sizeof(float);
-  uint8_t *mem = aligned_alloc(64, bp_bytes + dx_bytes + dw_bytes + a_bytes + seq_bytes + fixed);
+  uint8_t *mem = bf_thread_scratch(bp_bytes + dx_bytes + dw_bytes + a_bytes + seq_bytes + fixed);
   if (!mem) return row_begin;
   uint8_t *bp = mem;
   float *dx = (float *)(mem + bp_bytes);
@@ -307,7 +308,6 @@ static AMX_FN int64_t amx_rows(const bf_matmul_job *job, int q4, int64_t row_beg
     }
   }
   _tile_release();
-  free(mem);
   return full_end;
 }
 
@@ -462,7 +462,7 @@ static AMX_VNNI_FN int64_t amx_rows_k(const bf_matmul_job *job, int high, int64_
   const size_t dw_bytes = round64((size_t)rb_tiles * dw_tile * sizeof(float));
   const size_t a_bytes = round64((size_t)rb_tiles * tile_bytes);
   const size_t fixed = 8 * 256 * sizeof(int32_t) + 8 * 256 * sizeof(float) + 256 * sizeof(float);
-  uint8_t *mem = aligned_alloc(64, bp_bytes + dx_bytes + bsp_bytes + 2 * sc_bytes + 2 * dw_bytes + a_bytes + fixed);
+  uint8_t *mem = bf_thread_scratch(bp_bytes + dx_bytes + bsp_bytes + 2 * sc_bytes + 2 * dw_bytes + a_bytes + fixed);
   if (!mem) return row_begin;
   uint8_t *p = mem;
   uint8_t *bp = p; p += bp_bytes;
@@ -505,7 +505,6 @@ static AMX_VNNI_FN int64_t amx_rows_k(const bf_matmul_job *job, int high, int64_
     }
   }
   _tile_release();
-  free(mem);
   return full_end;
 }
 
@@ -613,7 +612,7 @@ static AMX_FN int64_t amx_rows_q6(const bf_matmul_job *job, int64_t row_begin, i
   const size_t dw_bytes = round64((size_t)rb_tiles * dw_tile * sizeof(float));
   const size_t a_bytes = round64((size_t)rb_tiles * tile_bytes);
   const size_t fixed = 16 * 256 * sizeof(int32_t) + 8 * 256 * sizeof(float) + 256 * sizeof(float);
-  uint8_t *mem = aligned_alloc(64, bp_bytes + dx_bytes + bsp_bytes + sc_bytes + dw_bytes + a_bytes + fixed);
+  uint8_t *mem = bf_thread_scratch(bp_bytes + dx_bytes + bsp_bytes + sc_bytes + dw_bytes + a_bytes + fixed);
   if (!mem) return row_begin;
   uint8_t *p = mem;
   uint8_t *bp = p; p += bp_bytes;
@@ -647,7 +646,6 @@ static AMX_FN int64_t amx_rows_q6(const bf_matmul_job *job, int64_t row_begin, i
     }
   }
   _tile_release();
-  free(mem);
   return full_end;
 }
 

@@ -18,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "pool.h"
 #include "quant_blocks.h"
 #include "x16.h"
 
@@ -177,7 +178,7 @@ static AMX_FN int64_t amx_rows_x16(const bf_matmul_job *job, int64_t row_begin, 
   const size_t dw_bytes = round64((size_t)rb_tiles * nb * 16 * sizeof(float));
   const size_t seq_bytes = round64((size_t)nb * sizeof(int32_t));
   const size_t fixed = 2 * 256 * sizeof(int32_t) + 8 * 256 * sizeof(float);
-  uint8_t *mem = aligned_alloc(64, ap_bytes + 2 * dx_bytes + wp_bytes + dw_bytes + seq_bytes + fixed);
+  uint8_t *mem = bf_thread_scratch(ap_bytes + 2 * dx_bytes + wp_bytes + dw_bytes + seq_bytes + fixed);
   if (!mem) return row_begin;
   uint8_t *at = mem;
   uint8_t *ap = at; at += ap_bytes;
@@ -224,7 +225,6 @@ static AMX_FN int64_t amx_rows_x16(const bf_matmul_job *job, int64_t row_begin, 
     }
   }
   _tile_release();
-  free(mem);
   return full_end;
 }
 

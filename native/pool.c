@@ -162,3 +162,40 @@ void bf_pool_destroy(bf_pool *p) {
   free(p->args);
   free(p);
 }
+
+typedef struct {
+  void *mem;
+  size_t bytes;
+} thread_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+  thread_scratch *s = p;
+  free(s->mem);
+  free(s);
+}
+
+static void scratch_key_init(void) { (void)pthread_key_create(&scratch_key, scratch_free); }
+
+void *bf_thread_scratch(size_t bytes) {
+  pthread_once(&scratch_once, scratch_key_init);
+  thread_scratch *s = pthread_getspecific(scratch_key);
+  if (!s) {
+    s = calloc(1, sizeof *s);
+    if (!s || pthread_setspecific(scratch_key, s) != 0) {
+      free(s);
+      return NULL;
+    }
+  }
+  if (s->bytes < bytes) {
+    const size_t want = (bytes + 4095) & ~(size_t)4095;
+    void *mem = aligned_alloc(64, want);
+    if (!mem) return NULL;
+    free(s->mem);
+    s->mem = mem;
+    s->bytes = want;
+  }
+  return s->mem;
+}
