@@ -114,16 +114,11 @@ AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, in
         }
         for (int t = 0; t < NT; t++) {
           const int32_t *xq = (const int32_t *)(a[t].q + (size_t)b * BF_QK_K + 32 * j);
-          __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-          s0 = _mm512_dpbusd_epi32(s0, wv[0], _mm512_set1_epi32(xq[0]));
-          s1 = _mm512_dpbusd_epi32(s1, wv[1], _mm512_set1_epi32(xq[1]));
-          s0 = _mm512_dpbusd_epi32(s0, wv[2], _mm512_set1_epi32(xq[2]));
-          s1 = _mm512_dpbusd_epi32(s1, wv[3], _mm512_set1_epi32(xq[3]));
-          s0 = _mm512_dpbusd_epi32(s0, wv[4], _mm512_set1_epi32(xq[4]));
-          s1 = _mm512_dpbusd_epi32(s1, wv[5], _mm512_set1_epi32(xq[5]));
-          s0 = _mm512_dpbusd_epi32(s0, wv[6], _mm512_set1_epi32(xq[6]));
-          s1 = _mm512_dpbusd_epi32(s1, wv[7], _mm512_set1_epi32(xq[7]));
-          sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc));
+          __m512i s0 = _mm512_setzero_si512();
+#define K16_DP(k) __asm__("vpdpbusd " #k "*4(%[q])%{1to16%}, %[w], %[acc]" : [acc] "+v"(s0) : [w] "v"(wv[k]), [q] "r"(xq), "m"(*(const int32_t(*)[8])xq))
+          K16_DP(0); K16_DP(1); K16_DP(2); K16_DP(3); K16_DP(4); K16_DP(5); K16_DP(6); K16_DP(7);
+#undef K16_DP
+          sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(s0, sc));
         }
       }
       for (int t = 0; t < NT; t++) {
