@@ -143,13 +143,7 @@ AI void x16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *bias, 
     }
     for (int t = 0; t < NT; t++) lane[c][t] = f[t];
   }
-  for (int t = 0; t < NT; t++) {
-    __m512 v0 = _mm512_add_ps(lane[0][t], lane[4][t]), v1 = _mm512_add_ps(lane[1][t], lane[5][t]);
-    const __m512 v2 = _mm512_add_ps(lane[2][t], lane[6][t]), v3 = _mm512_add_ps(lane[3][t], lane[7][t]);
-    v0 = _mm512_add_ps(v0, v2);
-    v1 = _mm512_add_ps(v1, v3);
-    _mm512_storeu_ps(out + t * rows, _mm512_add_ps(v0, v1));
-  }
+  for (int t = 0; t < NT; t++) bf_x16_fold_store(&lane[0][t], X16_MAX_TOK, out + t * rows);
 }
 
 #define X16_CASE(N)                                                                                               \
@@ -177,34 +171,37 @@ static void x16_tokens(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0,
 /* Groups kept in L2 while every token chunk passes over them, for batches of more than X16_MAX_TOK tokens */
 #define X16_TILE_BYTES (96 * 1024)
 
-/* Q4_K: the same structure with its own group kernel (x16_k.c). amx.c's K-quant tiles, from an unpacked copy, beat
- * chunks of it only from about 24 tokens (`medium` decode step, 1 thread, aggregate tok/s, chunks vs AMX: B=8 1089 vs
- * 521, B=12 1079 vs 740, B=24 ~980 vs ~960, B=32 1037 vs 1160). */
-#define K16_AMX_MIN_TOK 24
-static void x16_rows_q4_k(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
-  if (job->n_tok >= K16_AMX_MIN_TOK && !job->no_amx) row_begin = bf_amx_rows_k(job, 0, row_begin, row_end);
-  if (row_begin >= row_end) return;
-  const int nb = (int)(job->cols / BF_QK_K);
-  int32_t *hl = malloc((size_t)X16_MAX_TOK * nb * 4 * sizeof(int32_t));
-  if (!hl) abort();
+typedef void (*x16_tokens_fn)(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *scratch);
+
+/* Groups [row_begin/16, row_end/16) for every token: one pass of up to X16_MAX_TOK tokens, or chunks of 4 tokens
+ * (the 4-token kernel uses its registers best) over row tiles kept in L2. scratch_ints: what `tokens` needs. */
+static void x16_chunks(const bf_matmul_job *job, int64_t row_begin, int64_t row_end, x16_tokens_fn tokens, size_t scratch_ints) {
+  int32_t *scratch = malloc(scratch_ints * sizeof(int32_t));
+  if (!scratch) abort(); /* a few KB; nothing sensible to return from here */
   const int64_t g_begin = row_begin / 16, g_end = row_end / 16;
   if (job->n_tok <= X16_MAX_TOK) {
-    bf_x16_tokens_q4_k(job, 0, (int)job->n_tok, g_begin, g_end, hl);
+    tokens(job, 0, (int)job->n_tok, g_begin, g_end, scratch);
   } else {
     int64_t tile = (int64_t)(X16_TILE_BYTES / (16 * job->row_bytes));
     if (tile < 1) tile = 1;
     for (int64_t g0 = g_begin; g0 < g_end; g0 += tile) {
       const int64_t g1 = g0 + tile < g_end ? g0 + tile : g_end;
       for (int64_t t0 = 0; t0 < job->n_tok; t0 += 4)
-        bf_x16_tokens_q4_k(job, t0, job->n_tok - t0 < 4 ? (int)(job->n_tok - t0) : 4, g0, g1, hl);
+        tokens(job, t0, job->n_tok - t0 < 4 ? (int)(job->n_tok - t0) : 4, g0, g1, scratch);
     }
   }
-  free(hl);
+  free(scratch);
 }
+
+/* Q4_K: the same structure with its own group kernel (x16_k.c). amx.c's K-quant tiles, from an unpacked copy, beat
+ * chunks of it only from about 24 tokens (`medium` decode step, 1 thread, aggregate tok/s, chunks vs AMX: B=8 1089 vs
+ * 521, B=12 1079 vs 740, B=24 ~980 vs ~960, B=32 1037 vs 1160). */
+#define K16_AMX_MIN_TOK 24
 
 void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
   if (job->dot == bf_dot_q4_k_simd) {
-    x16_rows_q4_k(job, row_begin, row_end);
+    if (job->n_tok >= K16_AMX_MIN_TOK && !job->no_amx) row_begin = bf_amx_rows_k(job, 0, row_begin, row_end);
+    if (row_begin < row_end) x16_chunks(job, row_begin, row_end, bf_x16_tokens_q4_k, bf_x16_scratch_q4_k(job->cols));
     return;
   }
   if (job->dot != bf_dot_q4_0_simd && job->dot != bf_dot_q8_0_simd) {
@@ -216,23 +213,7 @@ void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
    * 1190, B=16 1260 vs 1330) */
   const int64_t amx_min_tok = job->type == BF_Q8_0 ? 8 : 12;
   if (job->n_tok >= amx_min_tok && !job->no_amx) row_begin = bf_amx_rows_x16(job, row_begin, row_end);
-  if (row_begin >= row_end) return;
-  const int nb = (int)(job->cols / BF_QK);
-  int32_t *bias = malloc((size_t)X16_MAX_TOK * nb * sizeof(int32_t));
-  if (!bias) abort();
-  const int64_t g_begin = row_begin / 16, g_end = row_end / 16;
-  if (job->n_tok <= X16_MAX_TOK) {
-    x16_tokens(job, 0, (int)job->n_tok, g_begin, g_end, bias);
-  } else {
-    int64_t tile = (int64_t)(X16_TILE_BYTES / (16 * job->row_bytes));
-    if (tile < 1) tile = 1;
-    for (int64_t g0 = g_begin; g0 < g_end; g0 += tile) {
-      const int64_t g1 = g0 + tile < g_end ? g0 + tile : g_end;
-      for (int64_t t0 = 0; t0 < job->n_tok; t0 += 4) /* chunks of 4: the 4-token kernel uses its registers best */
-        x16_tokens(job, t0, job->n_tok - t0 < 4 ? (int)(job->n_tok - t0) : 4, g0, g1, bias);
-    }
-  }
-  free(bias);
+  if (row_begin < row_end) x16_chunks(job, row_begin, row_end, x16_tokens, (size_t)X16_MAX_TOK * (size_t)(job->cols / BF_QK));
 }
 
 /* lanes[k][m] = dword k of row m (k = 0..7, m = 0..15) → row m's 32 bytes at dst + m·stride: an 8 × 8 dword

@@ -18,6 +18,16 @@ static inline __attribute__((always_inline)) __m512i bf_hi_nibbles(__m512i v) {
   return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f));
 #endif
 }
+
+/* out[0..15] = the 4/2/1 fold of docs/kernels.md over the 8 lane-class sums lane[0], lane[stride], … lane[7·stride]
+ * (one token's 16 rows) */
+static inline __attribute__((always_inline)) void bf_x16_fold_store(const __m512 *lane, int stride, float *out) {
+  __m512 v0 = _mm512_add_ps(lane[0], lane[4 * stride]), v1 = _mm512_add_ps(lane[stride], lane[5 * stride]);
+  const __m512 v2 = _mm512_add_ps(lane[2 * stride], lane[6 * stride]), v3 = _mm512_add_ps(lane[3 * stride], lane[7 * stride]);
+  v0 = _mm512_add_ps(v0, v2);
+  v1 = _mm512_add_ps(v1, v3);
+  _mm512_storeu_ps(out, _mm512_add_ps(v0, v1));
+}
 #endif
 
 /* 1 if the type has an x16 layout (Q4_0, Q8_0, Q4_K) */
@@ -35,6 +45,8 @@ void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end);
 int bf_x16_repack_q4_k(uint8_t *w, int64_t rows, int64_t cols);
 void bf_x16_row_q4_k(const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst);
 void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *hl);
+/* int32 scratch that bf_x16_tokens_q4_k needs (7 tokens' split mins sums) */
+size_t bf_x16_scratch_q4_k(int64_t cols);
 /* For the AMX path: 16 Q4_K rows of one group → amx.c unpack_k4's output (quants 0..15 in element order, row m at
  * m·cols; sc, mn, dw, dmin) */
 void bf_x16_unpack_q4_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, int32_t *mn, float *dw, float *dmin);

@@ -80,10 +80,22 @@ static void k16_min_parts(const bf_act_row *a, int nb, int32_t *hl) {
 
 AI __m512i byte_lane(__m512i v, int i) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xff)); }
 
+/* k4_scales for the 16 rows of one super-block at p (x16 layout), on dwords: sc / m [0] = bytes of scales / mins 0..3,
+ * [1] = 4..7 (6 bits each) */
+AI void k16_scales(const uint8_t *p, __m512i sc[2], __m512i m[2]) {
+  const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), lo4 = _mm512_set1_epi32(0x0f0f0f0f), top2 = _mm512_set1_epi32(0x03030303);
+  const __m512i w0 = _mm512_loadu_si512((const void *)(p + 64)), w1 = _mm512_loadu_si512((const void *)(p + 128));
+  const __m512i w2 = _mm512_loadu_si512((const void *)(p + 192));
+  sc[0] = _mm512_and_si512(w0, m6);
+  m[0] = _mm512_and_si512(w1, m6);
+  sc[1] = _mm512_or_si512(_mm512_and_si512(w2, lo4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), top2), 4));
+  m[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo4),
+                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4));
+}
+
 /* One group of 16 rows × NT tokens → out[t·rows + 0..15] */
 AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, int NT, int nb, float *out, int64_t rows) {
-  const __m512i m4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi32(0x3f3f3f3f);
-  const __m512i lo4 = _mm512_set1_epi32(0x0f0f0f0f), top2 = _mm512_set1_epi32(0x03030303);
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
   const char *pf = (const char *)grp + K16_PREFETCH_BYTES;
   __m512 lane[8][K16_MAX_TOK];
   for (int c8 = 0; c8 < 8; c8++) {
@@ -93,13 +105,9 @@ AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, in
       const uint8_t *p = grp + (size_t)b * K16_BYTES;
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
       const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
-      const __m512i w0 = _mm512_loadu_si512((const void *)(p + 64)), w1 = _mm512_loadu_si512((const void *)(p + 128));
-      const __m512i w2 = _mm512_loadu_si512((const void *)(p + 192));
-      /* k4_scales, 16 rows at once */
-      const __m512i sc_lo = _mm512_and_si512(w0, m6), m_lo = _mm512_and_si512(w1, m6);
-      const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(w2, lo4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), top2), 4));
-      const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo4),
-                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4));
+      __m512i scv[2], mv[2];
+      k16_scales(p, scv, mv);
+      const __m512i sc_lo = scv[0], sc_hi = scv[1], m_lo = mv[0], m_hi = mv[1];
       __m512i sumi[K16_MAX_TOK];
       for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
       for (int j = 0; j < 8; j++) {
@@ -136,31 +144,21 @@ AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, in
     }
     for (int t = 0; t < NT; t++) lane[c8][t] = f[t];
   }
-  for (int t = 0; t < NT; t++) {
-    __m512 v0 = _mm512_add_ps(lane[0][t], lane[4][t]), v1 = _mm512_add_ps(lane[1][t], lane[5][t]);
-    const __m512 v2 = _mm512_add_ps(lane[2][t], lane[6][t]), v3 = _mm512_add_ps(lane[3][t], lane[7][t]);
-    v0 = _mm512_add_ps(v0, v2);
-    v1 = _mm512_add_ps(v1, v3);
-    _mm512_storeu_ps(out + t * rows, _mm512_add_ps(v0, v1));
-  }
+  for (int t = 0; t < NT; t++) bf_x16_fold_store(&lane[0][t], K16_MAX_TOK, out + t * rows);
 }
 
 /* 16 rows of a group → the AMX path's unpacked copy (amx.c unpack_k4's output): int8 quants in element order (row m
  * at dst + m·cols), sc[(b·8 + j)·16 + m], mn[(b·4 + j)·16 + m] = m_2j | m_2j+1 << 16, dw / dmin[b·16 + m] */
 void bf_x16_unpack_q4_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, int32_t *mn, float *dw, float *dmin) {
-  const __m512i m4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi32(0x3f3f3f3f);
-  const __m512i lo4 = _mm512_set1_epi32(0x0f0f0f0f), top2 = _mm512_set1_epi32(0x03030303), ff = _mm512_set1_epi32(0xff);
+  const __m512i m4 = _mm512_set1_epi8(0x0f), ff = _mm512_set1_epi32(0xff);
   _Alignas(64) int32_t tmp[8][16];
   for (int b = 0; b < nb; b++) {
     const uint8_t *p = grp + (size_t)b * K16_BYTES;
     _mm512_store_ps(dw + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)));
     _mm512_store_ps(dmin + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32))));
-    const __m512i w0 = _mm512_loadu_si512((const void *)(p + 64)), w1 = _mm512_loadu_si512((const void *)(p + 128));
-    const __m512i w2 = _mm512_loadu_si512((const void *)(p + 192));
-    const __m512i sc_lo = _mm512_and_si512(w0, m6), m_lo = _mm512_and_si512(w1, m6);
-    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(w2, lo4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), top2), 4));
-    const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo4),
-                                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4));
+    __m512i scv[2], mv[2];
+    k16_scales(p, scv, mv);
+    const __m512i sc_lo = scv[0], sc_hi = scv[1], m_lo = mv[0], m_hi = mv[1];
     for (int j = 0; j < 8; j++) _mm512_store_si512((void *)(sc + ((size_t)b * 8 + j) * 16), byte_lane(j < 4 ? sc_lo : sc_hi, j & 3));
     for (int j = 0; j < 4; j++) {
       const __m512i v = _mm512_srli_epi32(j < 2 ? m_lo : m_hi, 16 * (j & 1)); /* bytes m_2j, m_2j+1 at 0 and 8 */
@@ -179,6 +177,8 @@ void bf_x16_unpack_q4_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32
 }
 
 #define K16_CASE(N) case N: for (int64_t g = g0; g < g1; g++) k16_group(job->w + (size_t)g * gb, a, hl, N, nb, job->out + 16 * g + t0 * job->rows, job->rows); break;
+
+size_t bf_x16_scratch_q4_k(int64_t cols) { return (size_t)K16_MAX_TOK * 4 * (size_t)(cols / BF_QK_K); }
 
 void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *hl) {
   const int nb = (int)(job->cols / BF_QK_K);
