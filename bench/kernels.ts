@@ -11,6 +11,7 @@
  */
 import { GGMLType, rowBytes, typeName } from '../src/engine/gguf/types.js';
 import { allocAligned, createNativeKernels, loadNativeAddon, nativeAddonLoadError } from '../src/engine/kernels/native.js';
+import { isX16 } from '../src/engine/kernels/layout.js';
 import { createTsKernels } from '../src/engine/kernels/ts.js';
 import type { Kernels } from '../src/engine/kernels/types.js';
 import { writeF16 } from '../src/engine/quant/half.js';
@@ -94,8 +95,9 @@ function main(): void {
   const n1 = createNativeKernels(1)!;
   const n2 = createNativeKernels(2)!;
   console.log(`native SIMD: ${addon.simdLevel()}; Node ${process.version}; ${budgetMs} ms per measurement (median)`);
-  console.log('nTok=1 in GB/s of weights read, nTok>1 in GFLOP/s. ratios: native 1 thread / TS, native 2 threads / 1 thread\n');
-  const header = ['type', 'matrix', 'MB', 'nTok', 'TS', 'native×1', 'native×2', 'n1/TS', 'n2/n1', 'bits'];
+  console.log('nTok=1 in GB/s of weights read, nTok>1 in GFLOP/s. ratios: native 1 thread / TS, native 2 threads / 1 thread;');
+  console.log('x16×1: native, 1 thread, on the same matrix rearranged by prepareWeight (Q4_0, Q8_0, Q4_K; — for other types)\n');
+  const header = ['type', 'matrix', 'MB', 'nTok', 'TS', 'native×1', 'native×2', 'x16×1', 'n1/TS', 'n2/n1', 'x16/n1', 'bits'];
   const rowsOut: string[][] = [header];
 
   for (const name of types) {
@@ -104,21 +106,27 @@ function main(): void {
     for (const [rows, cols] of shapes) {
       const w = makeWeights(type, rows, cols, rows + cols);
       const mb = w.data.length / 1e6;
+      // the engine's layout: a stage lets its kernels rearrange its matrices (Kernels.prepareWeight)
+      const w16: WeightTensor = { ...w, data: allocAligned(w.data.length) };
+      w16.data.set(w.data);
+      n1.prepareWeight?.(w16);
+      const hasX16 = isX16(w16.data);
       for (const nTok of toks) {
         const x = new Float32Array(nTok * cols);
         const rng = new SplitMix32(nTok);
         for (let i = 0; i < x.length; i++) x[i] = rng.nextFloat() * 2 - 1;
-        const outs = [new Float32Array(nTok * rows), new Float32Array(nTok * rows), new Float32Array(nTok * rows)];
+        const outs = [0, 1, 2, 3].map(() => new Float32Array(nTok * rows));
         const rate = (sec: number): number => (nTok === 1 ? w.data.length / sec / 1e9 : (2 * rows * cols * nTok) / sec / 1e9);
         const skipTs = !full && nTok >= 128 && w.data.length > 8e6;
         const run = (k: Kernels, out: Float32Array) => () => k.matmul(out, w, x, nTok);
         const tTs = skipTs ? null : rate(timeCall(run(ts, outs[0]!), budgetMs));
         const t1 = rate(timeCall(run(n1, outs[1]!), budgetMs));
         const t2 = rate(timeCall(run(n2, outs[2]!), budgetMs));
+        const t16 = hasX16 ? rate(timeCall(() => n1.matmul(outs[3]!, w16, x, nTok), budgetMs)) : null;
         const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
-        const bits = same(outs[1]!, outs[2]!) && (skipTs || same(outs[0]!, outs[1]!)) ? 'same' : 'DIFFER';
-        const line = [name, `${rows}×${cols}`, mb.toFixed(1), String(nTok), fmt(tTs), fmt(t1), fmt(t2),
-          tTs === null ? '—' : fmt(t1 / tTs, 1), fmt(t2 / t1, 2), bits];
+        const bits = same(outs[1]!, outs[2]!) && (skipTs || same(outs[0]!, outs[1]!)) && (!hasX16 || same(outs[1]!, outs[3]!)) ? 'same' : 'DIFFER';
+        const line = [name, `${rows}×${cols}`, mb.toFixed(1), String(nTok), fmt(tTs), fmt(t1), fmt(t2), fmt(t16),
+          tTs === null ? '—' : fmt(t1 / tTs, 1), fmt(t2 / t1, 2), t16 === null ? '—' : fmt(t16 / t1, 2), bits];
         rowsOut.push(line);
         console.log(line.join('\t'));
       }
