@@ -632,6 +632,10 @@ static AMX_FN int64_t amx_rows_q6(const bf_matmul_job *job, int64_t row_begin, i
     const int64_t nt = t0 + rb_tiles <= n_tiles ? rb_tiles : n_tiles - t0;
     for (int64_t i = 0; i < nt; i++) {
       const uint8_t *w = job->w + (size_t)(row_begin + 16 * (t0 + i)) * job->row_bytes;
+      if (job->x16) { /* Q6_K in the x16 layout (x16_k.c) */
+        bf_x16_unpack_q6_k(w, nb, cols, abuf + (size_t)i * tile_bytes, sc + i * sc_tile, dw + i * dw_tile);
+        continue;
+      }
       unpack_q6(w, job->row_bytes, nb, cols, abuf + (size_t)i * tile_bytes, sc + i * sc_tile, dw + i * dw_tile);
     }
     __asm__ volatile("" ::: "memory");

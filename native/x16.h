@@ -30,7 +30,7 @@ static inline __attribute__((always_inline)) void bf_x16_fold_store(const __m512
 }
 #endif
 
-/* 1 if the type has an x16 layout (Q4_0, Q8_0, Q4_K) */
+/* 1 if the type has an x16 layout (Q4_0, Q8_0, Q4_K, Q6_K) */
 int bf_x16_supported(int type);
 /* Rearranges rows × cols weights of `type` in place into the x16 layout; rows must be a multiple of 16. 0 on
  * success, −1 if the type or shape does not fit or a 16-row scratch copy could not be had (w is then unchanged). */
@@ -47,6 +47,14 @@ void bf_x16_row_q4_k(const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst);
 void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *hl);
 /* int32 scratch that bf_x16_tokens_q4_k needs (7 tokens' split mins sums) */
 size_t bf_x16_scratch_q4_k(int64_t cols);
+/* Q6_K (x16_k.c): the same three, and its scratch (7 tokens' −32·bsums) */
+int bf_x16_repack_q6_k(uint8_t *w, int64_t rows, int64_t cols);
+void bf_x16_row_q6_k(const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst);
+void bf_x16_tokens_q6_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *bias);
+size_t bf_x16_scratch_q6_k(int64_t cols);
+/* For the AMX path: 16 Q6_K rows of one group → amx.c unpack_q6's output (q + 32 in element order, row m at m·cols;
+ * sc, dw) */
+void bf_x16_unpack_q6_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, float *dw);
 /* For the AMX path: 16 Q4_K rows of one group → amx.c unpack_k4's output (quants 0..15 in element order, row m at
  * m·cols; sc, mn, dw, dmin) */
 void bf_x16_unpack_q4_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, int32_t *mn, float *dw, float *dmin);

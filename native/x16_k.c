@@ -192,3 +192,155 @@ void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0
 }
 
 #endif
+
+/*
+ * Q6_K (docs/kernels.md "Integer super-blocks"). Per super-block b of a 16-row group, 3360 bytes (16 × 210):
+ *   0     the 16 rows' F16 d
+ *   32    S_0..S_3: lane r of S_k = scales 4k..4k+3 of row r (int8, one per 16 elements)
+ *   288   L_{n,k} (n = 0..1, k = 0..15) at 288 + 64·(16n + k): lane r = ql bytes 64n + 4k .. +3 of row r
+ *   2336  H_{n,k} (n = 0..1, k = 0..7) at 2336 + 64·(8n + k): lane r = qh bytes 32n + 4k .. +3 of row r
+ * Elements 128n + 32qq + 4k .. +3 (qq = 0..3, k = 0..7) are the nibble (low for qq < 2, high otherwise) of
+ * L_{n, k + 8·(qq & 1)} plus bits 2qq, 2qq+1 of H_{n,k} as bits 4, 5: u = q + 32 in 0..63. Per token and 16-element
+ * sub-block j, VPDPBUSD sums start from −32·bsums_j, so s_j = Σ (u − 32)·x exactly; sumi = Σ_j sc_j·s_j (VPMULLD,
+ * exact int32), then v_b = f32(f32(d_w·d_x)·f32(sumi)) and acc[b % 8] as for the other types: the bits of
+ * bf_dot_q6_k_scalar.
+ */
+#define Q6X_BYTES (16 * Q6_K_BYTES) /* 3360 */
+
+int bf_x16_repack_q6_k(uint8_t *w, int64_t rows, int64_t cols) {
+  const int nb = (int)(cols / BF_QK_K);
+  const size_t rb = (size_t)nb * Q6_K_BYTES, group_bytes = 16 * rb;
+  uint8_t *tmp = malloc(group_bytes);
+  if (!tmp) return -1;
+  for (int64_t g = 0; g < rows / 16; g++) {
+    uint8_t *grp = w + (size_t)g * group_bytes;
+    memcpy(tmp, grp, group_bytes);
+    for (int b = 0; b < nb; b++) {
+      uint8_t *o = grp + (size_t)b * Q6X_BYTES;
+      for (int r = 0; r < 16; r++) {
+        const uint8_t *blk = tmp + (size_t)r * rb + (size_t)b * Q6_K_BYTES;
+        memcpy(o + 2 * r, blk + 208, 2);
+        for (int k = 0; k < 4; k++) memcpy(o + 32 + 64 * k + 4 * r, blk + 192 + 4 * k, 4);
+        for (int k = 0; k < 32; k++) memcpy(o + 288 + 64 * k + 4 * r, blk + 4 * k, 4);
+        for (int k = 0; k < 16; k++) memcpy(o + 2336 + 64 * k + 4 * r, blk + 128 + 4 * k, 4);
+      }
+    }
+  }
+  free(tmp);
+  return 0;
+}
+
+void bf_x16_row_q6_k(const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst) {
+  const int nb = (int)(cols / BF_QK_K);
+  const uint8_t *grp = w + (size_t)(row / 16) * 16 * (size_t)nb * Q6_K_BYTES;
+  const int r = (int)(row % 16);
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *o = grp + (size_t)b * Q6X_BYTES;
+    uint8_t *blk = dst + (size_t)b * Q6_K_BYTES;
+    memcpy(blk + 208, o + 2 * r, 2);
+    for (int k = 0; k < 4; k++) memcpy(blk + 192 + 4 * k, o + 32 + 64 * k + 4 * r, 4);
+    for (int k = 0; k < 32; k++) memcpy(blk + 4 * k, o + 288 + 64 * k + 4 * r, 4);
+    for (int k = 0; k < 16; k++) memcpy(blk + 128 + 4 * k, o + 2336 + 64 * k + 4 * r, 4);
+  }
+}
+
+#ifdef BF_AVX512_QUANT
+
+/* sign-extended int8 scale j of each row lane (S = the 4 scale vectors) */
+AI __m512i q6x_scale(const __m512i S[4], int j) {
+  return _mm512_srai_epi32(_mm512_slli_epi32(S[j >> 2], 24 - 8 * (j & 3)), 24);
+}
+
+/* u = q + 32 (0..63) of elements 128n + 32qq + 4k.. for k = 0..7 of 16 rows */
+AI void q6x_unpack(const uint8_t *p, int n, int qq, __m512i u[8]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i hmask = _mm512_set1_epi8((char)(0x03 << (2 * qq)));
+  for (int k = 0; k < 8; k++) {
+    const __m512i l = _mm512_loadu_si512((const void *)(p + 288 + 64 * (16 * n + k + 8 * (qq & 1))));
+    const __m512i h = _mm512_and_si512(_mm512_loadu_si512((const void *)(p + 2336 + 64 * (8 * n + k))), hmask);
+    const __m512i nib = qq < 2 ? _mm512_and_si512(l, m4) : bf_hi_nibbles(l);
+    /* the two high bits to bits 4, 5 of each byte (16-bit shifts cannot carry across bytes: the bits stay in 2..7) */
+    const __m512i hb = qq == 0 ? _mm512_slli_epi16(h, 4) : qq == 1 ? _mm512_slli_epi16(h, 2) : qq == 2 ? h : _mm512_srli_epi16(h, 2);
+    u[k] = _mm512_or_si512(nib, hb);
+  }
+}
+
+/* One group of 16 rows × NT tokens → out[t·rows + 0..15]; bias[(t·nb + b)·16 + j] = −32·bsums_j */
+AI void q6x_group(const uint8_t *grp, const bf_act_row *a, const int32_t *bias, int NT, int nb, float *out, int64_t rows) {
+  const char *pf = (const char *)grp + K16_PREFETCH_BYTES;
+  __m512 lane[8][K16_MAX_TOK];
+  for (int c8 = 0; c8 < 8; c8++) {
+    __m512 f[K16_MAX_TOK];
+    for (int t = 0; t < NT; t++) f[t] = _mm512_setzero_ps();
+    for (int b = c8; b < nb; b += 8) {
+      const uint8_t *p = grp + (size_t)b * Q6X_BYTES;
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+      __m512i S[4];
+      for (int k = 0; k < 4; k++) S[k] = _mm512_loadu_si512((const void *)(p + 32 + 64 * k));
+      __m512i sumi[K16_MAX_TOK];
+      for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
+      for (int n = 0; n < 2; n++)
+        for (int qq = 0; qq < 4; qq++) {
+          for (int i = 0; i < 448; i += 64) _mm_prefetch(pf + i, _MM_HINT_T1); /* 8 × 420 ≈ the super-block's 3360 bytes */
+          pf += 420;
+          __m512i u[8];
+          q6x_unpack(p, n, qq, u);
+          const int j = 8 * n + 2 * qq;
+          const __m512i sc0 = q6x_scale(S, j), sc1 = q6x_scale(S, j + 1);
+          for (int t = 0; t < NT; t++) {
+            const int32_t *xq = (const int32_t *)(a[t].q + (size_t)b * BF_QK_K + 128 * n + 32 * qq);
+            const int32_t *bi = bias + ((size_t)t * nb + b) * 16 + j;
+            __m512i s0 = _mm512_set1_epi32(bi[0]), s1 = _mm512_set1_epi32(bi[1]);
+#define Q6X_DP(acc, k) __asm__("vpdpbusd " #k "*4(%[q])%{1to16%}, %[w], %[s]" : [s] "+v"(acc) : [w] "v"(u[k]), [q] "r"(xq), "m"(*(const int32_t(*)[8])xq))
+            Q6X_DP(s0, 0); Q6X_DP(s0, 1); Q6X_DP(s0, 2); Q6X_DP(s0, 3);
+            Q6X_DP(s1, 4); Q6X_DP(s1, 5); Q6X_DP(s1, 6); Q6X_DP(s1, 7);
+#undef Q6X_DP
+            sumi[t] = _mm512_add_epi32(sumi[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
+          }
+        }
+      for (int t = 0; t < NT; t++) {
+        const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(a[t].d[b]));
+        f[t] = _mm512_add_ps(f[t], _mm512_mul_ps(s, _mm512_cvtepi32_ps(sumi[t])));
+      }
+    }
+    for (int t = 0; t < NT; t++) lane[c8][t] = f[t];
+  }
+  for (int t = 0; t < NT; t++) bf_x16_fold_store(&lane[0][t], K16_MAX_TOK, out + t * rows);
+}
+
+/* 16 rows of a group → the AMX path's unpacked copy (amx.c unpack_q6's output): u = q + 32 in element order (row m at
+ * dst + m·cols), sc[(b·16 + j)·16 + m] (int32), dw[b·16 + m] */
+void bf_x16_unpack_q6_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, float *dw) {
+  _Alignas(64) int32_t tmp[8][16];
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *p = grp + (size_t)b * Q6X_BYTES;
+    _mm512_store_ps(dw + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)));
+    __m512i S[4];
+    for (int k = 0; k < 4; k++) S[k] = _mm512_loadu_si512((const void *)(p + 32 + 64 * k));
+    for (int j = 0; j < 16; j++) _mm512_store_si512((void *)(sc + ((size_t)b * 16 + j) * 16), q6x_scale(S, j));
+    for (int n = 0; n < 2; n++)
+      for (int qq = 0; qq < 4; qq++) {
+        __m512i u[8];
+        q6x_unpack(p, n, qq, u);
+        for (int k = 0; k < 8; k++) _mm512_store_si512((void *)tmp[k], u[k]);
+        bf_x16_lanes_to_rows((const int32_t(*)[16])tmp, dst + (size_t)b * BF_QK_K + 128 * n + 32 * qq, (size_t)cols);
+      }
+  }
+}
+
+#define Q6X_CASE(N) case N: for (int64_t g = g0; g < g1; g++) q6x_group(job->w + (size_t)g * gb, a, bias, N, nb, job->out + 16 * g + t0 * job->rows, job->rows); break;
+
+size_t bf_x16_scratch_q6_k(int64_t cols) { return (size_t)K16_MAX_TOK * 16 * (size_t)(cols / BF_QK_K); }
+
+void bf_x16_tokens_q6_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *bias) {
+  const int nb = (int)(job->cols / BF_QK_K);
+  const size_t gb = 16 * job->row_bytes;
+  bf_act_row a[K16_MAX_TOK];
+  for (int t = 0; t < nt; t++) {
+    a[t] = bf_act_row_at(job->acts, t0 + t);
+    for (int i = 0; i < 16 * nb; i++) bias[(size_t)t * nb * 16 + i] = -32 * a[t].sums[i];
+  }
+  switch (nt) { Q6X_CASE(1) Q6X_CASE(2) Q6X_CASE(3) Q6X_CASE(4) Q6X_CASE(5) Q6X_CASE(6) Q6X_CASE(7) default: break; }
+}
+
+#endif

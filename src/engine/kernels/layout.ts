@@ -1,12 +1,13 @@
 /**
- * Which weight bytes the native kernels have rearranged in place (native/x16.c, x16_k.c: Q4_0, Q8_0 and Q4_K rows
- * interleaved in groups of 16, same size, same bits out). The layout belongs to the bytes, not to a WeightTensor object, so every holder of
+ * Which weight bytes the native kernels have rearranged in place (native/x16.c, x16_k.c: Q4_0, Q8_0, Q4_K and Q6_K
+ * rows interleaved in groups of 16, same size, same bits out). The layout belongs to the bytes, not to a WeightTensor object, so every holder of
  * the tensor — and every kernel implementation — reads it right: the TypeScript kernels put such rows back into
  * the GGUF layout on the fly (x16Row).
  */
 import { GGMLType } from '../gguf/types.js';
 import { Q4_0_BLOCK_BYTES } from '../quant/q4_0.js';
 import { Q4_K_BLOCK_BYTES } from '../quant/q4_k.js';
+import { Q6_K_BLOCK_BYTES } from '../quant/q6_k.js';
 import { Q8_0_BLOCK_BYTES } from '../quant/q8_0.js';
 import { QK, QK_K } from '../quant/rounding.js';
 import type { WeightTensor } from '../tensor.js';
@@ -34,9 +35,10 @@ export function isReadOnly(data: Uint8Array): boolean {
   return readOnly.has(data.buffer);
 }
 
-/** Row `row` of x16-layout weights w (Q4_0, Q8_0 or Q4_K), in its GGUF layout, into dst (rowBytes bytes). */
+/** Row `row` of x16-layout weights w (Q4_0, Q8_0, Q4_K or Q6_K), in its GGUF layout, into dst (rowBytes bytes). */
 export function x16Row(w: WeightTensor, row: number, dst: Uint8Array): void {
   if (w.type === GGMLType.Q4_K) return x16RowQ4K(w, row, dst);
+  if (w.type === GGMLType.Q6_K) return x16RowQ6K(w, row, dst);
   if (w.type !== GGMLType.Q4_0 && w.type !== GGMLType.Q8_0) throw new Error(`tensor '${w.name}': no x16 layout for type ${w.type}`);
   // Q4_0 / Q8_0 (native/x16.c): per block of a 16-row group, 16 F16 scales, then 4 (Q4_0) or 8 (Q8_0) vectors of
   // 64 bytes whose lane r holds 4 quant bytes of row r (Q8_0's stored + 128)
@@ -69,6 +71,22 @@ function x16RowQ4K(w: WeightTensor, row: number, dst: Uint8Array): void {
     copy(o + 32 + 2 * r, blk + 2, 2);
     for (let i = 0; i < 3; i++) copy(o + 64 + 64 * i + 4 * r, blk + 4 + 4 * i, 4);
     for (let ck = 0; ck < 32; ck++) copy(o + 256 + 64 * ck + 4 * r, blk + 16 + 4 * ck, 4);
+  }
+}
+
+/** Q6_K (native/x16_k.c): per super-block of a 16-row group, d ×16, 4 × 64 scale bytes, 32 × 64 ql, 16 × 64 qh bytes. */
+function x16RowQ6K(w: WeightTensor, row: number, dst: Uint8Array): void {
+  const nb = w.cols / QK_K;
+  const group = Math.floor(row / 16) * 16 * nb * Q6_K_BLOCK_BYTES;
+  const r = row % 16;
+  const copy = (from: number, to: number, n: number): void => dst.set(w.data.subarray(from, from + n), to);
+  for (let b = 0; b < nb; b++) {
+    const o = group + b * 16 * Q6_K_BLOCK_BYTES;
+    const blk = b * Q6_K_BLOCK_BYTES;
+    copy(o + 2 * r, blk + 208, 2);
+    for (let k = 0; k < 4; k++) copy(o + 32 + 64 * k + 4 * r, blk + 192 + 4 * k, 4);
+    for (let k = 0; k < 32; k++) copy(o + 288 + 64 * k + 4 * r, blk + 4 * k, 4);
+    for (let k = 0; k < 16; k++) copy(o + 2336 + 64 * k + 4 * r, blk + 128 + 4 * k, 4);
   }
 }
 
