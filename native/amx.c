@@ -484,8 +484,8 @@ static AMX_VNNI_FN int64_t amx_rows_k(const bf_matmul_job *job, int high, int64_
     const int64_t nt = t0 + rb_tiles <= n_tiles ? rb_tiles : n_tiles - t0;
     for (int64_t i = 0; i < nt; i++) {
       const uint8_t *w = job->w + (size_t)(row_begin + 16 * (t0 + i)) * job->row_bytes;
-      if (job->x16) { /* Q4_K in the x16 layout (x16_k.c) */
-        bf_x16_unpack_q4_k(w, nb, cols, abuf + (size_t)i * tile_bytes, sc + i * sc_tile, mn + i * sc_tile, dw + i * dw_tile,
+      if (job->x16) { /* Q4_K / Q5_K in the x16 layout (x16_k.c) */
+        bf_x16_unpack_k(w, high, nb, cols, abuf + (size_t)i * tile_bytes, sc + i * sc_tile, mn + i * sc_tile, dw + i * dw_tile,
                            dmin + i * dw_tile);
         continue;
       }

@@ -30,7 +30,7 @@ static inline __attribute__((always_inline)) void bf_x16_fold_store(const __m512
 }
 #endif
 
-/* 1 if the type has an x16 layout (Q4_0, Q8_0, Q4_K, Q6_K) */
+/* 1 if the type has an x16 layout (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) */
 int bf_x16_supported(int type);
 /* Rearranges rows × cols weights of `type` in place into the x16 layout; rows must be a multiple of 16. 0 on
  * success, −1 if the type or shape does not fit or a 16-row scratch copy could not be had (w is then unchanged). */
@@ -40,24 +40,20 @@ void bf_x16_row(int type, const uint8_t *w, int64_t row, int64_t cols, uint8_t *
 /* bf_matmul_rows for x16 weights; row_begin and row_end are multiples of 16. */
 void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end);
 
-/* Q4_K (x16_k.c): the repack and row restore behind bf_x16_repack / bf_x16_row, and tokens [t0, t0 + nt) (nt ≤ 7)
+/* Q4_K and Q5_K (x16_k.c): tokens [t0, t0 + nt) (nt ≤ 7)
  * over 16-row groups [g0, g1) with hl scratch of 7 · 4 · (cols / 256) int32 (AVX-512 builds only). */
-int bf_x16_repack_q4_k(uint8_t *w, int64_t rows, int64_t cols);
-void bf_x16_row_q4_k(const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst);
 void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *hl);
-/* int32 scratch that bf_x16_tokens_q4_k needs (7 tokens' split mins sums) */
+/* int32 scratch that bf_x16_tokens_q4_k needs (7 tokens' split mins sums), Q5_K too */
 size_t bf_x16_scratch_q4_k(int64_t cols);
-/* Q6_K (x16_k.c): the same three, and its scratch (7 tokens' −32·bsums) */
-int bf_x16_repack_q6_k(uint8_t *w, int64_t rows, int64_t cols);
-void bf_x16_row_q6_k(const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst);
+/* Q6_K (x16_k.c): the same, and its scratch (7 tokens' −32·bsums) */
 void bf_x16_tokens_q6_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *bias);
 size_t bf_x16_scratch_q6_k(int64_t cols);
 /* For the AMX path: 16 Q6_K rows of one group → amx.c unpack_q6's output (q + 32 in element order, row m at m·cols;
  * sc, dw) */
 void bf_x16_unpack_q6_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, float *dw);
-/* For the AMX path: 16 Q4_K rows of one group → amx.c unpack_k4's output (quants 0..15 in element order, row m at
- * m·cols; sc, mn, dw, dmin) */
-void bf_x16_unpack_q4_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, int32_t *mn, float *dw, float *dmin);
+/* For the AMX path: 16 Q4_K (q5 = 0) or Q5_K (q5 = 1) rows of one group → amx.c unpack_k4's output (quants in
+ * element order, row m at m·cols; sc, mn, dw, dmin) */
+void bf_x16_unpack_k(const uint8_t *grp, int q5, int nb, int cols, int8_t *dst, int32_t *sc, int32_t *mn, float *dw, float *dmin);
 /* lanes[k][m] = dword k of row m → row m's 32 bytes at dst + m·stride */
 void bf_x16_lanes_to_rows(const int32_t lanes[8][16], int8_t *dst, size_t stride);
 

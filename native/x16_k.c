@@ -1,10 +1,12 @@
 /*
- * Row-interleaved ("x16") Q4_K weights (native/x16.h). Group g of 16 rows holds, for each super-block b in order,
- * 2304 bytes (16 × 144, the same size):
+ * Row-interleaved ("x16") K-quant weights (native/x16.h; the byte layout is x16.c's x16_format table). Q4_K: group g
+ * of 16 rows holds, for each super-block b in order, 2304 bytes (16 × 144, the same size):
  *   0    the 16 rows' F16 d            32   the 16 rows' F16 dmin
  *   64   S_0, S_1, S_2: lane r of S_i = bytes 4i..4i+3 of row r's 12 packed 6-bit scale/min bytes
  *   256  P_{c,k} (c = 0..3, k = 0..7) at 256 + 64·(8c + k): lane r = quant bytes 32c + 4k .. +3 of row r,
  *        whose low nibbles are elements 64c + 4k.. of sub-block 2c and high nibbles those of sub-block 2c + 1.
+ * Q5_K (2816 bytes): the same with QH_k (k = 0..7, lane r = qh bytes 4k..4k+3: bit j = the 16s of sub-block j)
+ * at 256 and the P vectors at 768. Q6_K: further down.
  *
  * Per super-block, rows in lanes: s_j = Σ q·x of sub-block j by VPDPBUSD (8 per token), sumi = Σ_j sc_j·s_j (exact
  * int32), summins = Σ_j m_j·(bsums[2j] + bsums[2j+1]) by VPDPBUSD on the 6-bit mins against the token's pair sums
@@ -17,44 +19,6 @@
 #include <string.h>
 #include "quant_blocks.h"
 
-#define K16_BYTES (16 * Q4_K_BYTES) /* 2304 */
-
-int bf_x16_repack_q4_k(uint8_t *w, int64_t rows, int64_t cols) {
-  const int nb = (int)(cols / BF_QK_K);
-  const size_t rb = (size_t)nb * Q4_K_BYTES, group_bytes = 16 * rb;
-  uint8_t *tmp = malloc(group_bytes);
-  if (!tmp) return -1;
-  for (int64_t g = 0; g < rows / 16; g++) {
-    uint8_t *grp = w + (size_t)g * group_bytes;
-    memcpy(tmp, grp, group_bytes);
-    for (int b = 0; b < nb; b++) {
-      uint8_t *o = grp + (size_t)b * K16_BYTES;
-      for (int r = 0; r < 16; r++) {
-        const uint8_t *blk = tmp + (size_t)r * rb + (size_t)b * Q4_K_BYTES;
-        memcpy(o + 2 * r, blk, 2);
-        memcpy(o + 32 + 2 * r, blk + 2, 2);
-        for (int i = 0; i < 3; i++) memcpy(o + 64 + 64 * i + 4 * r, blk + 4 + 4 * i, 4);
-        for (int ck = 0; ck < 32; ck++) memcpy(o + 256 + 64 * ck + 4 * r, blk + 16 + 4 * ck, 4);
-      }
-    }
-  }
-  free(tmp);
-  return 0;
-}
-
-void bf_x16_row_q4_k(const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst) {
-  const int nb = (int)(cols / BF_QK_K);
-  const uint8_t *grp = w + (size_t)(row / 16) * 16 * (size_t)nb * Q4_K_BYTES;
-  const int r = (int)(row % 16);
-  for (int b = 0; b < nb; b++) {
-    const uint8_t *o = grp + (size_t)b * K16_BYTES;
-    uint8_t *blk = dst + (size_t)b * Q4_K_BYTES;
-    memcpy(blk, o + 2 * r, 2);
-    memcpy(blk + 2, o + 32 + 2 * r, 2);
-    for (int i = 0; i < 3; i++) memcpy(blk + 4 + 4 * i, o + 64 + 64 * i + 4 * r, 4);
-    for (int ck = 0; ck < 32; ck++) memcpy(blk + 16 + 4 * ck, o + 256 + 64 * ck + 4 * r, 4);
-  }
-}
 
 #ifdef BF_AVX512_QUANT
 #include <immintrin.h>
@@ -93,16 +57,33 @@ AI void k16_scales(const uint8_t *p, __m512i sc[2], __m512i m[2]) {
                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4));
 }
 
+/* The 8 weight vectors of sub-block j (elements 32j + 4k .. +3 of 16 rows): the nibbles of P_{j/2,k}, low for even
+ * j; Q5_K adds bit j of QH_k as 16 (QH at 256, P at 768; Q4_K: P at 256). 16-bit shifts cannot carry across bytes:
+ * the bit moves between bits 0 and 7 of its byte. */
+AI void k16_quants(const uint8_t *p, int j, int Q5, __m512i wv[8]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0f), hmask = _mm512_set1_epi8((char)(1 << j));
+  const uint8_t *q = p + (Q5 ? 768 : 256) + 64 * 8 * (j >> 1);
+  for (int k = 0; k < 8; k++) {
+    const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * k));
+    wv[k] = j & 1 ? bf_hi_nibbles(v) : _mm512_and_si512(v, m4);
+    if (Q5) {
+      const __m512i h = _mm512_and_si512(_mm512_loadu_si512((const void *)(p + 256 + 64 * k)), hmask);
+      wv[k] = _mm512_or_si512(wv[k], j < 4 ? _mm512_slli_epi16(h, 4 - j) : j == 4 ? h : _mm512_srli_epi16(h, j - 4));
+    }
+  }
+}
+
 /* One group of 16 rows × NT tokens → out[t·rows + 0..15] */
-AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, int NT, int nb, float *out, int64_t rows) {
-  const __m512i m4 = _mm512_set1_epi8(0x0f);
+AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, int NT, int Q5, int nb, float *out,
+                  int64_t rows) {
+  const int bb = Q5 ? 16 * Q5_K_BYTES : 16 * Q4_K_BYTES;
   const char *pf = (const char *)grp + K16_PREFETCH_BYTES;
   __m512 lane[8][K16_MAX_TOK];
   for (int c8 = 0; c8 < 8; c8++) {
     __m512 f[K16_MAX_TOK];
     for (int t = 0; t < NT; t++) f[t] = _mm512_setzero_ps();
     for (int b = c8; b < nb; b += 8) {
-      const uint8_t *p = grp + (size_t)b * K16_BYTES;
+      const uint8_t *p = grp + (size_t)b * bb;
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
       const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
       __m512i scv[2], mv[2];
@@ -111,15 +92,11 @@ AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, in
       __m512i sumi[K16_MAX_TOK];
       for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
       for (int j = 0; j < 8; j++) {
-        for (int i = 0; i < 288; i += 64) _mm_prefetch(pf + i, _MM_HINT_T1); /* 8 × 288 = the super-block's 2304 bytes */
-        pf += 288;
+        for (int i = 0; i < bb / 8; i += 64) _mm_prefetch(pf + i, _MM_HINT_T1); /* an eighth of the super-block */
+        pf += bb / 8;
         const __m512i sc = byte_lane(j < 4 ? sc_lo : sc_hi, j & 3);
-        const uint8_t *q = p + 256 + 64 * 8 * (j >> 1);
         __m512i wv[8];
-        for (int k = 0; k < 8; k++) {
-          const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * k));
-          wv[k] = j & 1 ? bf_hi_nibbles(v) : _mm512_and_si512(v, m4);
-        }
+        k16_quants(p, j, Q5, wv);
         for (int t = 0; t < NT; t++) {
           const int32_t *xq = (const int32_t *)(a[t].q + (size_t)b * BF_QK_K + 32 * j);
           __m512i s0 = _mm512_setzero_si512();
@@ -149,11 +126,12 @@ AI void k16_group(const uint8_t *grp, const bf_act_row *a, const int32_t *hl, in
 
 /* 16 rows of a group → the AMX path's unpacked copy (amx.c unpack_k4's output): int8 quants in element order (row m
  * at dst + m·cols), sc[(b·8 + j)·16 + m], mn[(b·4 + j)·16 + m] = m_2j | m_2j+1 << 16, dw / dmin[b·16 + m] */
-void bf_x16_unpack_q4_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, int32_t *mn, float *dw, float *dmin) {
-  const __m512i m4 = _mm512_set1_epi8(0x0f), ff = _mm512_set1_epi32(0xff);
+void bf_x16_unpack_k(const uint8_t *grp, int q5, int nb, int cols, int8_t *dst, int32_t *sc, int32_t *mn, float *dw, float *dmin) {
+  const __m512i ff = _mm512_set1_epi32(0xff);
+  const size_t bb = 16 * (size_t)(q5 ? Q5_K_BYTES : Q4_K_BYTES);
   _Alignas(64) int32_t tmp[8][16];
   for (int b = 0; b < nb; b++) {
-    const uint8_t *p = grp + (size_t)b * K16_BYTES;
+    const uint8_t *p = grp + (size_t)b * bb;
     _mm512_store_ps(dw + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)));
     _mm512_store_ps(dmin + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32))));
     __m512i scv[2], mv[2];
@@ -165,23 +143,29 @@ void bf_x16_unpack_q4_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32
       _mm512_store_si512((void *)(mn + ((size_t)b * 4 + j) * 16),
                          _mm512_or_si512(_mm512_and_si512(v, ff), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(v, 8), ff), 16)));
     }
-    for (int c = 0; c < 4; c++)
-      for (int half = 0; half < 2; half++) {
-        for (int k = 0; k < 8; k++) {
-          const __m512i v = _mm512_loadu_si512((const void *)(p + 256 + 64 * (8 * c + k)));
-          _mm512_store_si512((void *)tmp[k], half ? bf_hi_nibbles(v) : _mm512_and_si512(v, m4));
-        }
-        bf_x16_lanes_to_rows((const int32_t(*)[16])tmp, dst + (size_t)b * BF_QK_K + 64 * c + 32 * half, (size_t)cols);
-      }
+    for (int j = 0; j < 8; j++) {
+      __m512i wv[8];
+      if (q5) k16_quants(p, j, 1, wv);
+      else k16_quants(p, j, 0, wv);
+      for (int k = 0; k < 8; k++) _mm512_store_si512((void *)tmp[k], wv[k]);
+      bf_x16_lanes_to_rows((const int32_t(*)[16])tmp, dst + (size_t)b * BF_QK_K + 32 * j, (size_t)cols);
+    }
   }
 }
 
-#define K16_CASE(N) case N: for (int64_t g = g0; g < g1; g++) k16_group(job->w + (size_t)g * gb, a, hl, N, nb, job->out + 16 * g + t0 * job->rows, job->rows); break;
+#define K16_CASE(N)                                                                                               \
+  case N:                                                                                                         \
+    for (int64_t g = g0; g < g1; g++) {                                                                           \
+      float *o = job->out + 16 * g + t0 * job->rows;                                                              \
+      if (q5) k16_group(job->w + (size_t)g * gb, a, hl, N, 1, nb, o, job->rows);                                 \
+      else k16_group(job->w + (size_t)g * gb, a, hl, N, 0, nb, o, job->rows);                                    \
+    }                                                                                                             \
+    break;
 
 size_t bf_x16_scratch_q4_k(int64_t cols) { return (size_t)K16_MAX_TOK * 4 * (size_t)(cols / BF_QK_K); }
 
 void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *hl) {
-  const int nb = (int)(job->cols / BF_QK_K);
+  const int nb = (int)(job->cols / BF_QK_K), q5 = job->type == BF_Q5_K;
   const size_t gb = 16 * job->row_bytes;
   bf_act_row a[K16_MAX_TOK];
   for (int t = 0; t < nt; t++) {
@@ -206,43 +190,6 @@ void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0
  * bf_dot_q6_k_scalar.
  */
 #define Q6X_BYTES (16 * Q6_K_BYTES) /* 3360 */
-
-int bf_x16_repack_q6_k(uint8_t *w, int64_t rows, int64_t cols) {
-  const int nb = (int)(cols / BF_QK_K);
-  const size_t rb = (size_t)nb * Q6_K_BYTES, group_bytes = 16 * rb;
-  uint8_t *tmp = malloc(group_bytes);
-  if (!tmp) return -1;
-  for (int64_t g = 0; g < rows / 16; g++) {
-    uint8_t *grp = w + (size_t)g * group_bytes;
-    memcpy(tmp, grp, group_bytes);
-    for (int b = 0; b < nb; b++) {
-      uint8_t *o = grp + (size_t)b * Q6X_BYTES;
-      for (int r = 0; r < 16; r++) {
-        const uint8_t *blk = tmp + (size_t)r * rb + (size_t)b * Q6_K_BYTES;
-        memcpy(o + 2 * r, blk + 208, 2);
-        for (int k = 0; k < 4; k++) memcpy(o + 32 + 64 * k + 4 * r, blk + 192 + 4 * k, 4);
-        for (int k = 0; k < 32; k++) memcpy(o + 288 + 64 * k + 4 * r, blk + 4 * k, 4);
-        for (int k = 0; k < 16; k++) memcpy(o + 2336 + 64 * k + 4 * r, blk + 128 + 4 * k, 4);
-      }
-    }
-  }
-  free(tmp);
-  return 0;
-}
-
-void bf_x16_row_q6_k(const uint8_t *w, int64_t row, int64_t cols, uint8_t *dst) {
-  const int nb = (int)(cols / BF_QK_K);
-  const uint8_t *grp = w + (size_t)(row / 16) * 16 * (size_t)nb * Q6_K_BYTES;
-  const int r = (int)(row % 16);
-  for (int b = 0; b < nb; b++) {
-    const uint8_t *o = grp + (size_t)b * Q6X_BYTES;
-    uint8_t *blk = dst + (size_t)b * Q6_K_BYTES;
-    memcpy(blk + 208, o + 2 * r, 2);
-    for (int k = 0; k < 4; k++) memcpy(blk + 192 + 4 * k, o + 32 + 64 * k + 4 * r, 4);
-    for (int k = 0; k < 32; k++) memcpy(blk + 4 * k, o + 288 + 64 * k + 4 * r, 4);
-    for (int k = 0; k < 16; k++) memcpy(blk + 128 + 4 * k, o + 2336 + 64 * k + 4 * r, 4);
-  }
-}
 
 #ifdef BF_AVX512_QUANT
 

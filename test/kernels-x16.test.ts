@@ -1,8 +1,8 @@
 /**
- * Row-interleaved Q4_0, Q8_0, Q4_K and Q6_K weights (native/x16.c, x16_k.c, Kernels.prepareWeight): after the native kernels rearrange a matrix in
+ * Row-interleaved Q4_0, Q8_0, Q4_K, Q5_K and Q6_K weights (native/x16.c, x16_k.c, Kernels.prepareWeight): after the native kernels rearrange a matrix in
  * place, every kernel — SIMD with 1..3 threads, without AMX, the portable C path and the TypeScript kernels — must
  * give the bits the TypeScript kernels give on the untouched matrix, for 1..7 tokens (the x16 kernel), 8 and more
- * (chunks of 4 tokens, and without AMX; AMX tiles from 8 (Q8_0), 12 (Q4_0), 16 (Q6_K) or 24 (Q4_K) tokens), row counts of one and several 16-row groups
+ * (chunks of 4 tokens, and without AMX; AMX tiles from 8 (Q8_0), 12 (Q4_0), 16 (Q5_K, Q6_K) or 24 (Q4_K) tokens), row counts of one and several 16-row groups
  * (thread splits fall on group boundaries), block and super-block counts around the 8 lanes. getRow reads the rearranged rows right;
  * prepareWeight is idempotent and leaves alone what it cannot or must not rearrange (rows not a multiple of 16,
  * other types, read-only file mappings).
@@ -24,8 +24,8 @@ import { activations, maxQuantWeights, rawQuantWeights } from './helpers/quant-i
 const addon = loadNativeAddon();
 const x16Build = addon?.simdLevel() === 'avx512';
 const title = addon
-  ? `row-interleaved Q4_0 / Q8_0 / Q4_K / Q6_K weights (${addon.simdLevel()}${x16Build ? '' : ': no x16 layout in this build, prepareWeight leaves weights alone'})`
-  : `row-interleaved Q4_0 / Q8_0 / Q4_K / Q6_K weights — SKIPPED: ${nativeAddonLoadError() ?? 'addon disabled'}`;
+  ? `row-interleaved Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights (${addon.simdLevel()}${x16Build ? '' : ': no x16 layout in this build, prepareWeight leaves weights alone'})`
+  : `row-interleaved Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights — SKIPPED: ${nativeAddonLoadError() ?? 'addon disabled'}`;
 
 const TOKENS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 15, 16, 17, 23, 24, 40];
 /** Q4_0 blocks per row: one lane only, 7 lanes, exactly 8, 9 (wraps to lane 0), 24 and 64 (the `medium` shapes);
@@ -34,9 +34,10 @@ const COLS: Record<number, number[]> = {
   [GGMLType.Q4_0]: [1, 7, 8, 9, 24, 64].map((n) => 32 * n),
   [GGMLType.Q8_0]: [1, 8, 9, 24, 64].map((n) => 32 * n),
   [GGMLType.Q4_K]: [1, 3, 8, 9].map((n) => 256 * n),
+  [GGMLType.Q5_K]: [1, 3, 8, 9].map((n) => 256 * n),
   [GGMLType.Q6_K]: [1, 3, 8, 9].map((n) => 256 * n),
 };
-const TYPES = [GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K] as const;
+const TYPES = [GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K] as const;
 /** one group, three groups, and 80 groups (enough bytes that 2 and 3 threads split the rows) */
 const ROWS = [16, 48, 1280];
 
@@ -93,7 +94,7 @@ describe.skipIf(!addon)(title, () => {
 
   for (const type of TYPES) {
     it(`${typeName(type)}: getRow reads every row of a rearranged matrix as the original (native and TypeScript kernels)`, () => {
-      const rows = 48, cols = type === GGMLType.Q4_K || type === GGMLType.Q6_K ? 3 * 256 : 9 * 32;
+      const rows = 48, cols = type === GGMLType.Q4_0 || type === GGMLType.Q8_0 ? 9 * 32 : 3 * 256;
       const original = tensor('emb', rows, cols, rawQuantWeights(type, rows, cols, 3), type);
       const prepared = tensor('emb', rows, cols, original.data.slice(), type);
       native.get('simd/1')!.prepareWeight!(prepared);
@@ -124,11 +125,11 @@ describe.skipIf(!addon)(title, () => {
     expect(isX16(odd.data)).toBe(false);
     expect(Buffer.compare(odd.data, oddCopy)).toBe(0);
 
-    const q5: WeightTensor = { name: 'q5', type: GGMLType.Q5_K, rows: 32, cols: 256, data: rawQuantWeights(GGMLType.Q5_K, 32, 256, 13) };
-    const q5Copy = q5.data.slice();
-    k.prepareWeight!(q5);
-    expect(isX16(q5.data)).toBe(false);
-    expect(Buffer.compare(q5.data, q5Copy)).toBe(0);
+    const f16: WeightTensor = { name: 'f16', type: GGMLType.F16, rows: 32, cols: 256, data: new Uint8Array(32 * 256 * 2).fill(0x3c) };
+    const f16Copy = f16.data.slice();
+    k.prepareWeight!(f16);
+    expect(isX16(f16.data)).toBe(false);
+    expect(Buffer.compare(f16.data, f16Copy)).toBe(0);
 
     // the scalar kernels never rearrange (they would gain nothing)
     const s = tensor('scalar', 32, 256, rawQuantWeights(GGMLType.Q4_0, 32, 256, 14));
