@@ -235,15 +235,16 @@ static void x16_chunks(const bf_matmul_job *job, int64_t row_begin, int64_t row_
 
 void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
   if (job->dot == bf_dot_q4_k_simd || job->dot == bf_dot_q5_k_simd) {
-    /* Q5_K's chunks cost more (the 16s to merge): AMX from 16 tokens (2048×768, L2-hot, 16 tokens: 0.248 vs 0.171 ms) */
+    /* Q5_K's chunks cost more (the 16s to merge): AMX from 16 tokens (`medium` decode step, 1 thread, B=16: chunks
+     * 685 tok/s, AMX 742) */
     const int64_t amx_min_tok = job->type == BF_Q5_K ? 16 : K16_AMX_MIN_TOK;
     if (job->n_tok >= amx_min_tok && !job->no_amx) row_begin = bf_amx_rows_k(job, job->type == BF_Q5_K, row_begin, row_end);
     if (row_begin < row_end) x16_chunks(job, row_begin, row_end, bf_x16_tokens_q4_k, bf_x16_scratch_q4_k(job->cols));
     return;
   }
-  if (job->dot == bf_dot_q6_k_simd) { /* AMX (amx.c, unpacked from x16) from 16 tokens: 2048×768, L2-hot, chunks vs
-                                        * AMX: 12 tokens 0.195 vs 0.245 ms, 16 tokens 0.262 vs 0.250 ms */
-    if (job->n_tok >= 16 && !job->no_amx) row_begin = bf_amx_rows_k(job, 2, row_begin, row_end);
+  if (job->dot == bf_dot_q6_k_simd) { /* AMX (amx.c, unpacked from x16) from 32 tokens: `medium` decode step, 1
+                                        * thread, chunks vs AMX: B=16 635 vs 576 tok/s, B=24 663 vs 590, B=32 662 vs 735 */
+    if (job->n_tok >= 32 && !job->no_amx) row_begin = bf_amx_rows_k(job, 2, row_begin, row_end);
     if (row_begin < row_end) x16_chunks(job, row_begin, row_end, bf_x16_tokens_q6_k, bf_x16_scratch_q6_k(job->cols));
     return;
   }
