@@ -1,7 +1,8 @@
 /*
- * Row-interleaved ("x16") Q4_0 and Q8_0 weights (Q4_K: x16_k.c): the layout a matrix is rearranged into at load
- * (bf_x16_repack), in place and the same size, so that decode needs no per-row unpacking, transposes or horizontal
- * sums.
+ * Row-interleaved ("x16") weights: the layout a matrix is rearranged into at load (bf_x16_repack), in place and the
+ * same size, so that decode needs no per-row unpacking, transposes or horizontal sums. The repack, row restore and
+ * dispatch for every type are here, with the Q4_0 / Q8_0 kernels; the K-quant kernels are in x16_k.c. Repacking adds
+ * ~0.4 ms per MB to a load (`medium` Q4_K: 190 → 225 ms).
  *
  * Rows go in groups of 16. Group g holds, for each block b in order, 16 × (block bytes): the 16 rows' F16 scales (32
  * bytes), then 64-byte vectors P_0..P_{n-1} (Q4_0: 4, Q8_0: 8) where the 4 bytes of lane r of P_j are quant bytes
