@@ -12,6 +12,74 @@ function randomLogits(seed: number, n: number): Float32Array {
   return a;
 }
 
+
+/**
+ * The sampling rule written the plain way (every candidate sorted by value desc, id asc), as the fast sampler must
+ * reproduce it token for token: softmax over the top k summed best first, or over the whole vocabulary summed in id
+ * order; min-p and top-p on the sorted prefix; the draw walks the prefix best first — or, with no cut at all, the
+ * vocabulary in id order.
+ */
+function referenceSample(logits: Float32Array, p: SamplerParams, rng: SplitMix32, recent: readonly number[]): number {
+  const n = logits.length;
+  const vals = Float64Array.from(logits);
+  if (p.repeatPenalty !== 1 && recent.length > 0) {
+    for (const id of new Set(p.repeatLastN > 0 ? recent.slice(-p.repeatLastN) : [])) {
+      if (id < 0 || id >= n) continue;
+      vals[id] = vals[id]! > 0 ? vals[id]! / p.repeatPenalty : vals[id]! * p.repeatPenalty;
+    }
+  }
+  if (p.temperature <= 0) {
+    let best = 0;
+    for (let i = 1; i < n; i++) if (vals[i]! > vals[best]!) best = i;
+    return best;
+  }
+  const sorted = Array.from({ length: n }, (_, i) => i).sort((a, b) => vals[b]! - vals[a]! || a - b);
+  const k = p.topK > 0 ? Math.min(p.topK, n) : n;
+  const maxV = vals[sorted[0]!]!;
+  const e = (id: number): number => Math.exp((vals[id]! - maxV) / p.temperature);
+  let sum = 0;
+  if (k < n) for (let i = 0; i < k; i++) sum += e(sorted[i]!);
+  else for (let i = 0; i < n; i++) sum += e(i);
+  const prob = (i: number): number => e(sorted[i]!) / sum;
+  let count = k;
+  if (p.minP > 0) {
+    const floor = prob(0) * p.minP;
+    let keep = 1;
+    while (keep < count && prob(keep) >= floor) keep++;
+    count = keep;
+  }
+  if (p.topP < 1) {
+    let mass = 0;
+    let keep = 0;
+    while (keep < count) {
+      mass += prob(keep);
+      keep++;
+      if (mass >= p.topP) break;
+    }
+    count = keep;
+  }
+  if (count === n && k === n) {
+    let total = 0;
+    for (let i = 0; i < n; i++) total += e(i) / sum;
+    const r = rng.nextFloat() * total;
+    let acc = 0;
+    for (let i = 0; i < n; i++) {
+      acc += e(i) / sum;
+      if (r < acc) return i;
+    }
+    return n - 1;
+  }
+  let total = 0;
+  for (let i = 0; i < count; i++) total += prob(i);
+  const r = rng.nextFloat() * total;
+  let acc = 0;
+  for (let i = 0; i < count; i++) {
+    acc += prob(i);
+    if (r < acc) return sorted[i]!;
+  }
+  return sorted[count - 1]!;
+}
+
 describe('sampler', () => {
   it('greedy picks the argmax (lowest id on ties) and ignores the seed', () => {
     const l = new Float32Array([0.1, 2.5, -1, 2.5, 0]);
@@ -64,6 +132,22 @@ describe('sampler', () => {
         expect(b.sample(l, [1, 2, 3])).toBe(a.sample(l, [1, 2, 3]));
       }
     }), { numRuns: 50 });
+  });
+
+  it('gives the plain rule\'s token for every cut combination, ties and penalties (selection and heap, not a sort)', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 0, max: 1e6 }), fc.integer({ min: 1, max: 400 }), fc.constantFrom(0, 1, 5, 40, 64, 65, 100, 399, 1000),
+      fc.constantFrom(1, 0.95, 0.5, 0.1), fc.constantFrom(0, 0.05, 0.5), fc.constantFrom(0.3, 0.8, 1, 2),
+      fc.boolean(), fc.constantFrom(1, 1.3),
+      (seed, n, topK, topP, minP, temperature, coarse, repeatPenalty) => {
+        const l = randomLogits(seed, n);
+        if (coarse) for (let i = 0; i < n; i++) l[i] = Math.round(l[i]!); // many equal values: ties by id
+        const params: SamplerParams = { temperature, topK, topP, minP, repeatPenalty, repeatLastN: 64, seed };
+        const recent = [seed % n, (seed >> 3) % n];
+        const fast = new Sampler(params);
+        const rng = new SplitMix32(seed);
+        for (let step = 0; step < 3; step++) expect(fast.sample(l, recent)).toBe(referenceSample(l, params, rng, recent));
+      }), { numRuns: 400 });
   });
 
   it('rejects a state of the wrong size', () => {

@@ -27,7 +27,9 @@ export const SAMPLER_STATE_BYTES = 64;
  * Candidate buffers shared by every sampler: sampling is synchronous, and a sampler is rebuilt per token on the last
  * stage (Sampler.fromWire), so per-instance vocab-sized buffers would be allocated on the hot path.
  */
-const scratch = { ids: new Int32Array(0), vals: new Float64Array(0) };
+const scratch = {
+  ids: new Int32Array(0), vals: new Float64Array(0), probs: new Float64Array(0), order: new Int32Array(0), byId: new Float64Array(0),
+};
 
 /**
  * Deterministic sampler. Its whole state is the parameters and one PRNG word, so a checkpoint stores 32 bytes and
@@ -52,6 +54,9 @@ export class Sampler {
     if (scratch.ids.length < n) {
       scratch.ids = new Int32Array(n);
       scratch.vals = new Float64Array(n);
+      scratch.probs = new Float64Array(n);
+      scratch.order = new Int32Array(n);
+      scratch.byId = new Float64Array(n);
     }
     const vals = scratch.vals;
     for (let i = 0; i < n; i++) vals[i] = logits[i]!;
@@ -65,28 +70,63 @@ export class Sampler {
     }
     if (p.temperature <= 0) return argmax(vals, n);
 
-    // Candidates sorted by value (desc), ties by id (asc): a total order, so the result is deterministic.
-    const ids = scratch.ids;
-    let count = n;
-    for (let i = 0; i < n; i++) ids[i] = i;
+    // Candidates in the total order (value desc, id asc): a small top-k by one pass of insertion into a short sorted
+    // list; otherwise out of a max-heap, only as many as the cuts below need. (A comparator sort of all 32000 ids
+    // took ~9 ms per token: `node /tmp/samp.mjs`-style timing, V = 32000, T 0.8, top-k 40: 9.1 → ~0.2 ms; T 1 with
+    // no cut: 8.7 → ~0.8 ms, the softmax's exp over the whole vocabulary.)
     const k = p.topK > 0 ? Math.min(p.topK, n) : n;
-    const sorted = Array.from(ids.subarray(0, count)).sort((a, b) => vals[b]! - vals[a]! || a - b);
-    count = k;
-    // Softmax over the top-k with temperature.
-    const maxV = vals[sorted[0]!]!;
-    const probs = new Float64Array(count);
+    const probs = scratch.probs;
+    const order = scratch.order;
+    let popped = 0;
     let sum = 0;
-    for (let i = 0; i < count; i++) {
-      const e = Math.exp((vals[sorted[i]!]! - maxV) / p.temperature);
-      probs[i] = e;
-      sum += e;
+    let heap: CandidateHeap | null = null;
+    let maxV: number;
+    if (k < n) {
+      // softmax over the top k, its terms summed best first
+      if (k <= SELECT_MAX_K) {
+        selectTop(vals, n, k, order);
+      } else {
+        const ids = scratch.ids;
+        for (let i = 0; i < n; i++) ids[i] = i;
+        const h = new CandidateHeap(ids, vals, n);
+        for (let i = 0; i < k; i++) order[i] = h.pop();
+      }
+      popped = k;
+      maxV = vals[order[0]!]!;
+      for (let i = 0; i < k; i++) {
+        const e = Math.exp((vals[order[i]!]! - maxV) / p.temperature);
+        probs[i] = e;
+        sum += e;
+      }
+    } else {
+      // softmax over the whole vocabulary, its terms summed in id order (any fixed order keeps sampling
+      // deterministic; this one needs no sort), kept by id until popped. The heap is only built if a cut needs
+      // candidates best first.
+      if (p.minP > 0 || p.topP < 1) {
+        const ids = scratch.ids;
+        for (let i = 0; i < n; i++) ids[i] = i;
+        heap = new CandidateHeap(ids, vals, n);
+        maxV = vals[heap.peek()]!;
+      } else {
+        maxV = vals[argmax(vals, n)]!;
+      }
+      for (let i = 0; i < n; i++) sum += (scratch.byId[i] = Math.exp((vals[i]! - maxV) / p.temperature));
     }
-    for (let i = 0; i < count; i++) probs[i]! /= sum;
+    // The i-th best candidate's probability, popping the heap as far as needed.
+    const prob = (i: number): number => {
+      for (; popped <= i; popped++) {
+        const id = heap!.pop();
+        order[popped] = id;
+        probs[popped] = scratch.byId[id]!;
+      }
+      return probs[i]! / sum;
+    };
+    let count = k;
     // min-p: drop candidates below minP × the best probability.
     if (p.minP > 0) {
-      const floor = probs[0]! * p.minP;
+      const floor = prob(0) * p.minP;
       let keep = 1;
-      while (keep < count && probs[keep]! >= floor) keep++;
+      while (keep < count && prob(keep) >= floor) keep++;
       count = keep;
     }
     // top-p: smallest prefix whose mass reaches topP.
@@ -94,21 +134,34 @@ export class Sampler {
       let mass = 0;
       let keep = 0;
       while (keep < count) {
-        mass += probs[keep]!;
+        mass += prob(keep);
         keep++;
         if (mass >= p.topP) break;
       }
       count = keep;
     }
+    // Draw. With no cut at all (no top-k, top-p or min-p) the whole vocabulary is walked in id order, like `sum`:
+    // no candidate has to come out of the heap.
     let total = 0;
-    for (let i = 0; i < count; i++) total += probs[i]!;
+    if (count === n && k === n) {
+      for (let i = 0; i < n; i++) total += scratch.byId[i]! / sum;
+      const r = this.rng.nextFloat() * total;
+      let acc = 0;
+      for (let i = 0; i < n; i++) {
+        acc += scratch.byId[i]! / sum;
+        if (r < acc) return i;
+      }
+      return n - 1;
+    }
+    for (let i = 0; i < count; i++) total += prob(i);
     const r = this.rng.nextFloat() * total;
     let acc = 0;
     for (let i = 0; i < count; i++) {
-      acc += probs[i]!;
-      if (r < acc) return sorted[i]!;
+      acc += prob(i);
+      if (r < acc) return order[i]!;
     }
-    return sorted[count - 1]!;
+    prob(count - 1);
+    return order[count - 1]!;
   }
 
   /** The same 8 values as serialize(), as plain numbers (JSON carries float64 exactly). */
@@ -140,6 +193,72 @@ export class Sampler {
       { temperature: f[0]!, topK: f[1]!, topP: f[2]!, minP: f[3]!, repeatPenalty: f[4]!, repeatLastN: f[5]!, seed: f[6]! },
       f[7]!,
     );
+  }
+}
+
+/** Up to this top-k, selection by insertion (O(n·k) at worst, one cheap pass in practice); beyond it, the heap. */
+const SELECT_MAX_K = 64;
+
+/** order[0..k) = the k best ids in the total order (value desc, id asc), by insertion into a sorted prefix. */
+function selectTop(vals: Float64Array, n: number, k: number, order: Int32Array): void {
+  let len = 0;
+  for (let i = 0; i < n; i++) {
+    const v = vals[i]!;
+    // ids come in increasing order, so an equal value never goes before an earlier id
+    if (len === k && !(v > vals[order[k - 1]!]!)) continue;
+    let j = len < k ? len++ : k - 1;
+    while (j > 0 && v > vals[order[j - 1]!]!) {
+      order[j] = order[j - 1]!;
+      j--;
+    }
+    order[j] = i;
+  }
+}
+
+/**
+ * A binary max-heap of token ids in the sampler's total order: higher value first, lower id first among equal values
+ * (NaN values compare as neither, so they come out in some fixed order). Built in place over ids[0..n) in O(n).
+ */
+class CandidateHeap {
+  private size: number;
+
+  constructor(private readonly ids: Int32Array, private readonly vals: Float64Array, n: number) {
+    this.size = n;
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.down(i);
+  }
+
+  peek(): number {
+    return this.ids[0]!;
+  }
+
+  pop(): number {
+    const top = this.ids[0]!;
+    this.size--;
+    if (this.size > 0) {
+      this.ids[0] = this.ids[this.size]!;
+      this.down(0);
+    }
+    return top;
+  }
+
+  private before(a: number, b: number): boolean {
+    const va = this.vals[a]!, vb = this.vals[b]!;
+    return va > vb || (va === vb && a < b);
+  }
+
+  private down(i: number): void {
+    const ids = this.ids;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= this.size) return;
+      const r = l + 1;
+      const c = r < this.size && this.before(ids[r]!, ids[l]!) ? r : l;
+      if (!this.before(ids[c]!, ids[i]!)) return;
+      const t = ids[i]!;
+      ids[i] = ids[c]!;
+      ids[c] = t;
+      i = c;
+    }
   }
 }
 
