@@ -23,7 +23,7 @@ const SETTINGS: Record<string, SamplerParams> = {
 };
 
 function msPerToken(s: Sampler, logits: Float32Array): number {
-  for (let i = 0; i < 5; i++) s.sample(logits);
+  for (let i = 0; i < 100; i++) s.sample(logits); // past the JIT tiers
   const times: number[] = [];
   for (let i = 0; i < 30; i++) {
     const t = performance.now();
