@@ -22,7 +22,8 @@ import { useNativeVariants } from './helpers/native-variants.js';
 import { activations, maxQuantWeights, rawQuantWeights } from './helpers/quant-inputs.js';
 
 const addon = loadNativeAddon();
-const x16Build = addon?.simdLevel() === 'avx512';
+/** whether this build has the x16 kernels (AVX-512 with VNNI): probed by rearranging a scratch 16-row Q4_0 matrix */
+const x16Build = addon?.x16Repack(new Uint8Array(16 * 18), GGMLType.Q4_0, 16, 32) ?? false;
 const title = addon
   ? `row-interleaved Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights (${addon.simdLevel()}${x16Build ? '' : ': no x16 layout in this build, prepareWeight leaves weights alone'})`
   : `row-interleaved Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights — SKIPPED: ${nativeAddonLoadError() ?? 'addon disabled'}`;
