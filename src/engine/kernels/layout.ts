@@ -21,6 +21,7 @@ export function isX16(data: Uint8Array): boolean {
   return x16.get(data.buffer)?.has(data.byteOffset) ?? false;
 }
 
+/** Records that these bytes now hold x16-layout weights (after the native x16Repack rearranged them). */
 export function markX16(data: Uint8Array): void {
   let s = x16.get(data.buffer);
   if (!s) x16.set(data.buffer, (s = new Set()));

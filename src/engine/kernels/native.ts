@@ -23,7 +23,7 @@ export interface NativeAddon {
   /** Stops the pool's helper threads now (otherwise they stop when the handle is collected or at exit). */
   destroyPool(pool: NativePoolHandle): void;
   /** out[t·rows + r] = dot(row r of w, x[t·cols ..]) for t < nTok; `scalar` forces the portable C path, `noAmx` the
-   * AVX-512 paths where AMX would be taken. */
+   * AVX-512 paths where AMX would be taken; `x16`: w is in the layout x16Repack made. */
   matmul(
     pool: NativePoolHandle, out: Float32Array, w: Uint8Array, type: number, rows: number, cols: number,
     x: Float32Array, nTok: number, scalar: boolean, noAmx: boolean, x16: boolean,

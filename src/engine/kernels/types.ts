@@ -33,8 +33,8 @@ export interface Kernels {
   /** Rotary position embedding in place, every token of a batch (ops.ts applyRopeRows). */
   rope(x: Float32Array, r: RopeBatch): void;
   /**
-   * Optionally rearranges w's bytes in place into a layout these kernels compute faster from (native: Q4_0 rows
-   * interleaved in 16s, kernels/layout.ts). Every Kernels implementation still reads such weights right and gets
+   * Optionally rearranges w's bytes in place into a layout these kernels compute faster from (native: quantized
+   * rows interleaved in 16s, kernels/layout.ts). Every Kernels implementation still reads such weights right and gets
    * the same bits; but the bytes no longer match the file, so pass only weights you own (not ones you will hash or
    * send on). Idempotent.
    */
