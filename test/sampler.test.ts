@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Sampler, SAMPLER_STATE_BYTES, topLogprobs, type SamplerParams } from '../src/engine/sampler.js';
 import { SplitMix32 } from '../src/engine/prng.js';
+import { bfExp } from '../src/engine/kernels/exp.js';
 
 const base: SamplerParams = { temperature: 0.9, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1.1, repeatLastN: 64, seed: 7 };
 
@@ -15,7 +16,7 @@ function randomLogits(seed: number, n: number): Float32Array {
 
 /**
  * The sampling rule written the plain way (every candidate sorted by value desc, id asc), as the fast sampler must
- * reproduce it token for token: softmax over the top k summed best first, or over the whole vocabulary summed in id
+ * reproduce it token for token: softmax (bfExp of the float32 (v − max)/T) over the top k summed best first, or over the whole vocabulary summed in id
  * order; min-p and top-p on the sorted prefix; the draw walks the prefix best first — or, with no cut at all, the
  * vocabulary in id order.
  */
@@ -36,7 +37,7 @@ function referenceSample(logits: Float32Array, p: SamplerParams, rng: SplitMix32
   const sorted = Array.from({ length: n }, (_, i) => i).sort((a, b) => vals[b]! - vals[a]! || a - b);
   const k = p.topK > 0 ? Math.min(p.topK, n) : n;
   const maxV = vals[sorted[0]!]!;
-  const e = (id: number): number => Math.exp((vals[id]! - maxV) / p.temperature);
+  const e = (id: number): number => bfExp((vals[id]! - maxV) / p.temperature);
   let sum = 0;
   if (k < n) for (let i = 0; i < k; i++) sum += e(sorted[i]!);
   else for (let i = 0; i < n; i++) sum += e(i);

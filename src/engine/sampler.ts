@@ -1,3 +1,5 @@
+import { bfExp } from './kernels/exp.js';
+import { loadNativeAddon } from './kernels/native.js';
 import { SplitMix32 } from './prng.js';
 
 /** How to pick the next token from logits. temperature 0 means greedy. */
@@ -29,7 +31,21 @@ export const SAMPLER_STATE_BYTES = 64;
  */
 const scratch = {
   ids: new Int32Array(0), vals: new Float64Array(0), probs: new Float64Array(0), order: new Int32Array(0), byId: new Float64Array(0),
+  xs: new Float32Array(0), es: new Float32Array(0),
 };
+
+/**
+ * out[i] = bfExp(x[i]): the native vector kernel where the addon is built (~30× Math.exp's speed over a vocabulary),
+ * else the TypeScript bfExp — the same bits either way (docs/kernels.md "exp"), so every node samples alike.
+ */
+function expInto(out: Float32Array, x: Float32Array): void {
+  const addon = loadNativeAddon();
+  if (addon) {
+    addon.exp(out, x, false);
+    return;
+  }
+  for (let i = 0; i < x.length; i++) out[i] = bfExp(x[i]!);
+}
 
 /**
  * Deterministic sampler. Its whole state is the parameters and one PRNG word, so a checkpoint stores 32 bytes and
@@ -59,6 +75,8 @@ export class Sampler {
       scratch.probs = new Float64Array(n);
       scratch.order = new Int32Array(n);
       scratch.byId = new Float64Array(n);
+      scratch.xs = new Float32Array(n);
+      scratch.es = new Float32Array(n);
     }
     const vals = scratch.vals;
     for (let i = 0; i < n; i++) vals[i] = logits[i]!;
@@ -96,7 +114,7 @@ export class Sampler {
       popped = k;
       maxV = vals[order[0]!]!;
       for (let i = 0; i < k; i++) {
-        const e = Math.exp((vals[order[i]!]! - maxV) / p.temperature);
+        const e = bfExp((vals[order[i]!]! - maxV) / p.temperature);
         probs[i] = e;
         sum += e;
       }
@@ -112,7 +130,10 @@ export class Sampler {
       } else {
         maxV = vals[argmax(vals, n)]!;
       }
-      for (let i = 0; i < n; i++) sum += (scratch.byId[i] = Math.exp((vals[i]! - maxV) / p.temperature));
+      const xs = scratch.xs, es = scratch.es;
+      for (let i = 0; i < n; i++) xs[i] = (vals[i]! - maxV) / p.temperature;
+      expInto(es.subarray(0, n), xs.subarray(0, n));
+      for (let i = 0; i < n; i++) sum += (scratch.byId[i] = es[i]!);
     }
     // The i-th best candidate's probability, popping the heap as far as needed.
     const prob = (i: number): number => {
