@@ -303,8 +303,16 @@ export function topLogprobs(logits: Float32Array, k: number): TokenLogprob[] {
   const n = logits.length;
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
+  // the exps by the vector kernel (bfExp, as in sampling): 0.44 → ~0.1 ms at 32000 tokens with Math.exp per token
+  if (scratch.xs.length < n) {
+    scratch.xs = new Float32Array(n);
+    scratch.es = new Float32Array(n);
+  }
+  const xs = scratch.xs.subarray(0, n), es = scratch.es.subarray(0, n);
+  for (let i = 0; i < n; i++) xs[i] = logits[i]! - max;
+  expInto(es, xs);
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += Math.exp(logits[i]! - max);
+  for (let i = 0; i < n; i++) sum += es[i]!;
   const lse = max + Math.log(sum);
   // Partial selection: keep the k best in a small sorted list.
   const best: number[] = [];
