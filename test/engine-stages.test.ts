@@ -66,16 +66,20 @@ describe('stages', () => {
     for (let i = 0; i < whole.length; i++) expect(bits(split[i]!)).toEqual(bits(whole[i]!));
   });
 
-  it('thread count and kernel implementation do not change the bits', async () => {
-    const path = models.model('tiny', SHAPES.tiny, 'q4_k');
-    const ref = await trace(pipeline(path, 1, createKernels({ threads: 1, prefer: 'ts' })));
-    for (const threads of [1, 2, 3]) {
-      const k = createKernels({ threads });
-      const got = await trace(pipeline(path, 1, k));
-      k.dispose();
-      for (let i = 0; i < ref.length; i++) expect(bits(got[i]!)).toEqual(bits(ref[i]!));
-    }
-  });
+  // Native stages rearrange their quantized matrices (row-interleaved, Kernels.prepareWeight): end to end, the bits
+  // must still be the TypeScript kernels' on the file's layout.
+  for (const type of ['q4_k', 'q4_0', 'q8_0', 'q5_k', 'q6_k'] as const) {
+    it(`thread count and kernel implementation do not change the bits (${type})`, async () => {
+      const path = models.model('tiny', SHAPES.tiny, type);
+      const ref = await trace(pipeline(path, 1, createKernels({ threads: 1, prefer: 'ts' })));
+      for (const threads of [1, 2, 3]) {
+        const k = createKernels({ threads });
+        const got = await trace(pipeline(path, 1, k));
+        k.dispose();
+        for (let i = 0; i < ref.length; i++) expect(bits(got[i]!)).toEqual(bits(ref[i]!));
+      }
+    });
+  }
 
   it('a sequence batched with others gives the same bits as alone', async () => {
     const path = models.model('tiny', SHAPES.tiny, 'q8_0');
