@@ -236,9 +236,9 @@ static void x16_chunks(const bf_matmul_job *job, int64_t row_begin, int64_t row_
 }
 
 /* Q4_K: the same structure with its own group kernel (x16_k.c). amx.c's K-quant tiles, from an unpacked copy, beat
- * chunks of it only from about 24 tokens (`medium` decode step, 1 thread, aggregate tok/s, chunks vs AMX: B=8 1089 vs
- * 521, B=12 1079 vs 740, B=24 ~980 vs ~960, B=32 1037 vs 1160). */
-#define K16_AMX_MIN_TOK 24
+ * even chunks of it only past about 32 tokens (`medium` decode step, 1 thread, aggregate tok/s, chunks vs AMX: B=24
+ * 996–1046 vs 818–850, B=32 1040–1094 vs 1010–1034). */
+#define K16_AMX_MIN_TOK 40
 
 void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
   if (job->dot == bf_dot_q4_k_simd || job->dot == bf_dot_q5_k_simd) {
@@ -259,10 +259,10 @@ void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
     x16_rows_portable(job, row_begin, row_end);
     return;
   }
-  /* AMX tiles (amx_x16.c) from the batch size where they beat chunks of this kernel in a `medium` decode step, 1
-   * thread (aggregate tok/s, chunks vs AMX: Q8_0 B=8 640 vs 669, B=12 728 vs 889; Q4_0 B=8 990 vs 808, B=12 999 vs
-   * 1190, B=16 1260 vs 1330) */
-  const int64_t amx_min_tok = job->type == BF_Q8_0 ? 8 : 12;
+  /* AMX tiles (amx_x16.c) from the batch size where they beat even chunks of this kernel in a `medium` decode step,
+   * 1 thread (aggregate tok/s, chunks vs AMX: Q4_0 B=12 1090–1118 vs 984–1022, B=16 1027–1093 vs 1140–1206; Q8_0
+   * B=8 600–679 vs 596–641, B=12 824–901 vs 839–866, B=16 1023–1039 vs 982–1128: a tie, AMX kept from 8) */
+  const int64_t amx_min_tok = job->type == BF_Q8_0 ? 8 : 16;
   if (job->n_tok >= amx_min_tok && !job->no_amx) row_begin = bf_amx_rows_x16(job, row_begin, row_end);
   if (row_begin < row_end)
     x16_chunks(job, row_begin, row_end, x16_tokens, (size_t)X16_MAX_TOK * (size_t)(job->cols / BF_QK) * (sizeof(x16_act) / 4));

@@ -2,7 +2,7 @@
  * Row-interleaved Q4_0, Q8_0, Q4_K, Q5_K and Q6_K weights (native/x16.c, x16_k.c, Kernels.prepareWeight): after the native kernels rearrange a matrix in
  * place, every kernel — SIMD with 1..3 threads, without AMX, the portable C path and the TypeScript kernels — must
  * give the bits the TypeScript kernels give on the untouched matrix, for 1..7 tokens (the x16 kernel), 8 and more
- * (even chunks of at most 7 tokens, and without AMX; AMX tiles from 8 (Q8_0), 12 (Q4_0), 16 (Q5_K), 24 (Q4_K) or 32 (Q6_K) tokens), row counts of one and several 16-row groups
+ * (even chunks of at most 7 tokens, and without AMX; AMX tiles from 8 (Q8_0), 16 (Q4_0, Q5_K), 32 (Q6_K) or 40 (Q4_K) tokens), row counts of one and several 16-row groups
  * (thread splits fall on group boundaries), block and super-block counts around the 8 lanes. getRow reads the rearranged rows right;
  * prepareWeight is idempotent and leaves alone what it cannot or must not rearrange (rows not a multiple of 16,
  * other types, read-only file mappings).
@@ -28,7 +28,7 @@ const title = addon
   ? `row-interleaved Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights (${addon.simdLevel()}${x16Build ? '' : ': no x16 layout in this build, prepareWeight leaves weights alone'})`
   : `row-interleaved Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights — SKIPPED: ${nativeAddonLoadError() ?? 'addon disabled'}`;
 
-const TOKENS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 15, 16, 17, 23, 24, 31, 32, 40];
+const TOKENS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 15, 16, 17, 23, 24, 31, 32, 39, 40];
 /** Q4_0 blocks per row: one lane only, 7 lanes, exactly 8, 9 (wraps to lane 0), 24 and 64 (the `medium` shapes);
  * Q4_K super-blocks per row: 1, 3 (`medium` 768), 8 (`medium` 2048), 9 (wraps to lane 0) */
 const COLS: Record<number, number[]> = {
