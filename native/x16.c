@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "amx.h"
+#include "pool.h"
 #include "quant_blocks.h"
 
 /*
@@ -186,53 +187,64 @@ AI void x16_group(const uint8_t *grp, const x16_act *act, int NT, int Q8, int nb
     }                                                                                                             \
     break;
 
-/* tokens [t0, t0 + nt) (nt ≤ X16_MAX_TOK) over groups [g0, g1) */
-static void x16_tokens(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *scratch) {
-  const int nb = (int)(job->cols / BF_QK), q8 = job->type == BF_Q8_0;
-  const int32_t k = q8 ? -128 : -8;
-  const size_t gb = 16 * job->row_bytes;
-  x16_act *act = (x16_act *)scratch;
-  for (int t = 0; t < nt; t++) {
-    const bf_act_row a = bf_act_row_at(job->acts, t0 + t);
-    for (int b = 0; b < nb; b++) {
-      x16_act *x = act + (size_t)t * nb + b;
-      memcpy(x->q, a.q + (size_t)b * BF_QK, BF_QK);
-      x->bias = k * a.sums[b];
-      x->d = a.d[b];
-    }
+/* Token t's records, once per call (every row tile and chunk reads them) */
+static void x16_prep(const bf_matmul_job *job, int64_t t, int32_t *dst) {
+  const int nb = (int)(job->cols / BF_QK);
+  const int32_t k = job->type == BF_Q8_0 ? -128 : -8;
+  const bf_act_row a = bf_act_row_at(job->acts, t);
+  x16_act *act = (x16_act *)dst;
+  for (int b = 0; b < nb; b++) {
+    memcpy(act[b].q, a.q + (size_t)b * BF_QK, BF_QK);
+    act[b].bias = k * a.sums[b];
+    act[b].d = a.d[b];
   }
+}
+
+/* tokens [t0, t0 + nt) (nt ≤ X16_MAX_TOK; their records from `prep`) over groups [g0, g1) */
+static void x16_groups(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, const int32_t *prep) {
+  const int nb = (int)(job->cols / BF_QK), q8 = job->type == BF_Q8_0;
+  const size_t gb = 16 * job->row_bytes;
+  const x16_act *act = (const x16_act *)prep;
   switch (nt) { X16_CASE(1) X16_CASE(2) X16_CASE(3) X16_CASE(4) X16_CASE(5) X16_CASE(6) X16_CASE(7) default: break; }
 }
 
 /* Groups kept in L2 while every token chunk passes over them, for batches of more than X16_MAX_TOK tokens */
 #define X16_TILE_BYTES (96 * 1024)
 
-typedef void (*x16_tokens_fn)(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *scratch);
+/* A type's kernel for x16_chunks: prep writes ints_per_token int32 of per-token data (activation records, bias
+ * sums) for one token; groups runs up to X16_MAX_TOK tokens over 16-row groups, reading the data from token t0 on. */
+typedef struct {
+  void (*prep)(const bf_matmul_job *job, int64_t t, int32_t *dst);
+  void (*groups)(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, const int32_t *prep);
+  size_t ints_per_token;
+} x16_kernel;
 
-/* Groups [row_begin/16, row_end/16) for every token: one pass of up to X16_MAX_TOK tokens, or even chunks of at
- * most X16_MAX_TOK over row tiles kept in L2 (Q4_K `medium` decode step, 1 thread, B=12 / 16: 830–850 / 816–852
- * tok/s with chunks of 4, 932–955 / 915–929 with even chunks). scratch_ints: what `tokens` needs. */
-static void x16_chunks(const bf_matmul_job *job, int64_t row_begin, int64_t row_end, x16_tokens_fn tokens, size_t scratch_ints) {
-  int32_t *scratch = malloc(scratch_ints * sizeof(int32_t));
-  if (!scratch) abort(); /* a few KB; nothing sensible to return from here */
+/* Groups [row_begin/16, row_end/16) for every token: per-token data prepared once, then one pass of up to
+ * X16_MAX_TOK tokens, or even chunks of at most X16_MAX_TOK over row tiles kept in L2 (Q4_K `medium` decode step, 1
+ * thread, B=12 / 16: 830–850 / 816–852 tok/s with chunks of 4, 932–955 / 915–929 with even chunks). */
+static void x16_chunks(const bf_matmul_job *job, int64_t row_begin, int64_t row_end, const x16_kernel *kern) {
+  int32_t *prep = bf_thread_scratch((size_t)job->n_tok * kern->ints_per_token * sizeof(int32_t));
+  if (!prep) { /* no memory for the per-token data: row by row, same bits */
+    x16_rows_portable(job, row_begin, row_end);
+    return;
+  }
+  for (int64_t t = 0; t < job->n_tok; t++) kern->prep(job, t, prep + (size_t)t * kern->ints_per_token);
   const int64_t g_begin = row_begin / 16, g_end = row_end / 16;
   if (job->n_tok <= X16_MAX_TOK) {
-    tokens(job, 0, (int)job->n_tok, g_begin, g_end, scratch);
+    kern->groups(job, 0, (int)job->n_tok, g_begin, g_end, prep);
   } else {
     int64_t tile = (int64_t)(X16_TILE_BYTES / (16 * job->row_bytes));
     if (tile < 1) tile = 1;
+    const int64_t n_chunks = (job->n_tok + X16_MAX_TOK - 1) / X16_MAX_TOK;
     for (int64_t g0 = g_begin; g0 < g_end; g0 += tile) {
       const int64_t g1 = g0 + tile < g_end ? g0 + tile : g_end;
-      /* even chunks of at most X16_MAX_TOK tokens */
-      const int64_t n_chunks = (job->n_tok + X16_MAX_TOK - 1) / X16_MAX_TOK;
       for (int64_t c = 0, t0 = 0; c < n_chunks; c++) {
         const int64_t t1 = job->n_tok * (c + 1) / n_chunks;
-        tokens(job, t0, (int)(t1 - t0), g0, g1, scratch);
+        kern->groups(job, t0, (int)(t1 - t0), g0, g1, prep + (size_t)t0 * kern->ints_per_token);
         t0 = t1;
       }
     }
   }
-  free(scratch);
 }
 
 /* Q4_K: the same structure with its own group kernel (x16_k.c). amx.c's K-quant tiles, from an unpacked copy, beat
@@ -246,13 +258,15 @@ void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
      * 685 tok/s, AMX 742) */
     const int64_t amx_min_tok = job->type == BF_Q5_K ? 16 : K16_AMX_MIN_TOK;
     if (job->n_tok >= amx_min_tok && !job->no_amx) row_begin = bf_amx_rows_k(job, job->type == BF_Q5_K, row_begin, row_end);
-    if (row_begin < row_end) x16_chunks(job, row_begin, row_end, bf_x16_tokens_q4_k, bf_x16_scratch_q4_k(job->cols));
+    const x16_kernel k4 = {bf_x16_prep_k, bf_x16_groups_q4_k, bf_x16_prep_ints_k(job)};
+    if (row_begin < row_end) x16_chunks(job, row_begin, row_end, &k4);
     return;
   }
   if (job->dot == bf_dot_q6_k_simd) { /* AMX (amx.c, unpacked from x16) from 32 tokens: `medium` decode step, 1
                                         * thread, chunks vs AMX: B=16 635 vs 576 tok/s, B=24 663 vs 590, B=32 662 vs 735 */
     if (job->n_tok >= 32 && !job->no_amx) row_begin = bf_amx_rows_k(job, 2, row_begin, row_end);
-    if (row_begin < row_end) x16_chunks(job, row_begin, row_end, bf_x16_tokens_q6_k, bf_x16_scratch_q6_k(job->cols));
+    const x16_kernel k6 = {bf_x16_prep_k, bf_x16_groups_q6_k, bf_x16_prep_ints_k(job)};
+    if (row_begin < row_end) x16_chunks(job, row_begin, row_end, &k6);
     return;
   }
   if (job->dot != bf_dot_q4_0_simd && job->dot != bf_dot_q8_0_simd) {
@@ -264,8 +278,8 @@ void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end) {
    * B=8 600–679 vs 596–641, B=12 824–901 vs 839–866, B=16 1023–1039 vs 982–1128: a tie, AMX kept from 8) */
   const int64_t amx_min_tok = job->type == BF_Q8_0 ? 8 : 16;
   if (job->n_tok >= amx_min_tok && !job->no_amx) row_begin = bf_amx_rows_x16(job, row_begin, row_end);
-  if (row_begin < row_end)
-    x16_chunks(job, row_begin, row_end, x16_tokens, (size_t)X16_MAX_TOK * (size_t)(job->cols / BF_QK) * (sizeof(x16_act) / 4));
+  const x16_kernel kq = {x16_prep, x16_groups, (size_t)(job->cols / BF_QK) * (sizeof(x16_act) / sizeof(int32_t))};
+  if (row_begin < row_end) x16_chunks(job, row_begin, row_end, &kq);
 }
 
 /* lanes[k][m] = dword k of row m (k = 0..7, m = 0..15) → row m's 32 bytes at dst + m·stride: an 8 × 8 dword

@@ -40,14 +40,13 @@ void bf_x16_row(int type, const uint8_t *w, int64_t row, int64_t cols, uint8_t *
 /* bf_matmul_rows for x16 weights; row_begin and row_end are multiples of 16. */
 void bf_x16_rows(const bf_matmul_job *job, int64_t row_begin, int64_t row_end);
 
-/* Q4_K and Q5_K (x16_k.c): tokens [t0, t0 + nt) (nt ≤ 7)
- * over 16-row groups [g0, g1) with hl scratch of 7 · 4 · (cols / 256) int32 (AVX-512 builds only). */
-void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *hl);
-/* int32 scratch that bf_x16_tokens_q4_k needs (7 tokens' split mins sums), Q5_K too */
-size_t bf_x16_scratch_q4_k(int64_t cols);
-/* Q6_K (x16_k.c): the same, and its scratch (7 tokens' −32·bsums) */
-void bf_x16_tokens_q6_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *bias);
-size_t bf_x16_scratch_q6_k(int64_t cols);
+/* K-quant kernels (x16_k.c; AVX-512 builds only). bf_x16_prep_k writes token t's bf_x16_prep_ints_k(job) int32 of
+ * per-token data (Q4_K / Q5_K: the split mins sums; Q6_K: −32·bsums); the groups functions run tokens
+ * [t0, t0 + nt) (nt ≤ 7) over 16-row groups [g0, g1), reading that data from token t0 on. */
+size_t bf_x16_prep_ints_k(const bf_matmul_job *job);
+void bf_x16_prep_k(const bf_matmul_job *job, int64_t t, int32_t *dst);
+void bf_x16_groups_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, const int32_t *hl);
+void bf_x16_groups_q6_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, const int32_t *bias);
 /* For the AMX path: 16 Q6_K rows of one group → amx.c unpack_q6's output (q + 32 in element order, row m at m·cols;
  * sc, dw) */
 void bf_x16_unpack_q6_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32_t *sc, float *dw);

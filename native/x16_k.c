@@ -162,16 +162,23 @@ void bf_x16_unpack_k(const uint8_t *grp, int q5, int nb, int cols, int8_t *dst, 
     }                                                                                                             \
     break;
 
-size_t bf_x16_scratch_q4_k(int64_t cols) { return (size_t)K16_MAX_TOK * 4 * (size_t)(cols / BF_QK_K); }
+size_t bf_x16_prep_ints_k(const bf_matmul_job *job) { return (size_t)(job->type == BF_Q6_K ? 16 : 4) * (size_t)(job->cols / BF_QK_K); }
 
-void bf_x16_tokens_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *hl) {
+void bf_x16_prep_k(const bf_matmul_job *job, int64_t t, int32_t *dst) {
+  const int nb = (int)(job->cols / BF_QK_K);
+  const bf_act_row a = bf_act_row_at(job->acts, t);
+  if (job->type == BF_Q6_K) {
+    for (int i = 0; i < 16 * nb; i++) dst[i] = -32 * a.sums[i];
+  } else {
+    k16_min_parts(&a, nb, dst);
+  }
+}
+
+void bf_x16_groups_q4_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, const int32_t *hl) {
   const int nb = (int)(job->cols / BF_QK_K), q5 = job->type == BF_Q5_K;
   const size_t gb = 16 * job->row_bytes;
   bf_act_row a[K16_MAX_TOK];
-  for (int t = 0; t < nt; t++) {
-    a[t] = bf_act_row_at(job->acts, t0 + t);
-    k16_min_parts(&a[t], nb, hl + (size_t)t * nb * 4);
-  }
+  for (int t = 0; t < nt; t++) a[t] = bf_act_row_at(job->acts, t0 + t);
   switch (nt) { K16_CASE(1) K16_CASE(2) K16_CASE(3) K16_CASE(4) K16_CASE(5) K16_CASE(6) K16_CASE(7) default: break; }
 }
 
@@ -277,16 +284,11 @@ void bf_x16_unpack_q6_k(const uint8_t *grp, int nb, int cols, int8_t *dst, int32
 
 #define Q6X_CASE(N) case N: for (int64_t g = g0; g < g1; g++) q6x_group(job->w + (size_t)g * gb, a, bias, N, nb, job->out + 16 * g + t0 * job->rows, job->rows); break;
 
-size_t bf_x16_scratch_q6_k(int64_t cols) { return (size_t)K16_MAX_TOK * 16 * (size_t)(cols / BF_QK_K); }
-
-void bf_x16_tokens_q6_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, int32_t *bias) {
+void bf_x16_groups_q6_k(const bf_matmul_job *job, int64_t t0, int nt, int64_t g0, int64_t g1, const int32_t *bias) {
   const int nb = (int)(job->cols / BF_QK_K);
   const size_t gb = 16 * job->row_bytes;
   bf_act_row a[K16_MAX_TOK];
-  for (int t = 0; t < nt; t++) {
-    a[t] = bf_act_row_at(job->acts, t0 + t);
-    for (int i = 0; i < 16 * nb; i++) bias[(size_t)t * nb * 16 + i] = -32 * a[t].sums[i];
-  }
+  for (int t = 0; t < nt; t++) a[t] = bf_act_row_at(job->acts, t0 + t);
   switch (nt) { Q6X_CASE(1) Q6X_CASE(2) Q6X_CASE(3) Q6X_CASE(4) Q6X_CASE(5) Q6X_CASE(6) Q6X_CASE(7) default: break; }
 }
 

@@ -38,8 +38,9 @@ const scratch = {
  * out[i] = bfExp(x[i]): the native vector kernel where the addon is built (~30× Math.exp's speed over a vocabulary),
  * else the TypeScript bfExp — the same bits either way (docs/kernels.md "exp"), so every node samples alike.
  */
+let addon: ReturnType<typeof loadNativeAddon> | undefined; // looked up once: this runs every token
 function expInto(out: Float32Array, x: Float32Array): void {
-  const addon = loadNativeAddon();
+  if (addon === undefined) addon = loadNativeAddon();
   if (addon) {
     addon.exp(out, x, false);
     return;
