@@ -47,11 +47,12 @@ static AMX_FN void load_config(void) {
   _tile_loadconfig(&cfg);
 }
 
-#define ISSUE(C, A, B, b)                                                                                         \
+/* step k of the sequence: block seq[k]; the weights in place are stored in step order (x16_slot), the copy by block */
+#define ISSUE(C, A, B, k)                                                                                         \
   do {                                                                                                            \
     _tile_zero(C);                                                                                                \
-    _tile_loadd(A, ap + (size_t)(b) * TILE, 32);                                                                  \
-    _tile_loadd(B, wp + (size_t)(b) * wstride, 64);                                                               \
+    _tile_loadd(A, ap + (size_t)seq[k] * TILE, 32);                                                               \
+    _tile_loadd(B, wp + (size_t)(in_place ? (k) : seq[k]) * wstride, 64);                                         \
     if (in_place) _tile_dpbsud(C, A, B);                                                                          \
     else _tile_dpbssd(C, A, B);                                                                                   \
   } while (0)
@@ -69,10 +70,10 @@ static inline __attribute__((always_inline)) AMX_FN void tile_x16(
     const uint8_t *pf, int64_t n_pf) {
   const int64_t pf_per_block = (n_pf + nb - 1) / nb;
   int32_t *const c0 = cbuf, *const c1 = cbuf + 256;
-  ISSUE(0, 2, 4, seq[0]);
-  if (nb > 1) ISSUE(1, 3, 5, seq[1]);
+  ISSUE(0, 2, 4, 0);
+  if (nb > 1) ISSUE(1, 3, 5, 1);
   _tile_stored(0, c0, 64);
-  if (nb > 2) ISSUE(0, 2, 4, seq[2]);
+  if (nb > 2) ISSUE(0, 2, 4, 2);
   int p = 0;
   for (int l = 0; l < 8; l++) {
     __m512 acc[16];
@@ -83,10 +84,10 @@ static inline __attribute__((always_inline)) AMX_FN void tile_x16(
       if (q < nb) {
         if (q & 1) {
           _tile_stored(1, c1, 64);
-          if (q + 2 < nb) ISSUE(1, 3, 5, seq[q + 2]);
+          if (q + 2 < nb) ISSUE(1, 3, 5, q + 2);
         } else {
           _tile_stored(0, c0, 64);
-          if (q + 2 < nb) ISSUE(0, 2, 4, seq[q + 2]);
+          if (q + 2 < nb) ISSUE(0, 2, 4, q + 2);
         }
       }
       const int32_t *c = p & 1 ? c1 : c0;
@@ -135,13 +136,14 @@ static void pack_tokens(const bf_acts *acts, int64_t n_tok, int64_t g, int nb, u
   }
 }
 
-/* One 16-row group's row scales and B tiles: the x16 vectors as signed quants (Q4_0: nibble − 8; Q8_0: the stored
- * q + 128 flipped back) */
-static void unpack_group(const uint8_t *grp, int nb, int q8, int in_place, uint8_t *wp, float *dw) {
+/* One 16-row group's row scales and B tiles, by block: the x16 vectors (block b in slot seq⁻¹(b), read in step k
+ * order) as signed quants (Q4_0: nibble − 8; Q8_0: the stored q + 128 flipped back) */
+static void unpack_group(const uint8_t *grp, int nb, int q8, int in_place, const int32_t *seq, uint8_t *wp, float *dw) {
   const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8), flip = _mm512_set1_epi8((char)0x80);
   const size_t bb = 16 * (size_t)(q8 ? Q8_0_BYTES : Q4_0_BYTES);
-  for (int b = 0; b < nb; b++) {
-    const uint8_t *p = grp + (size_t)b * bb;
+  for (int k = 0; k < nb; k++) {
+    const int b = seq[k];
+    const uint8_t *p = grp + (size_t)k * bb;
     uint8_t *o = wp + (size_t)b * TILE;
     _mm512_store_ps(dw + (size_t)b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)));
     if (in_place) continue;
@@ -190,7 +192,7 @@ static AMX_FN int64_t amx_rows_x16(const bf_matmul_job *job, int64_t row_begin, 
   int32_t *cbuf = (int32_t *)at;
   float *lanes = (float *)(cbuf + 512);
 
-  int k = 0;
+  int k = 0; /* the blocks in the order they are accumulated, which is also the order they are stored in */
   for (int l = 0; l < 8; l++)
     for (int b = l; b < nb; b += 8) seq[k++] = b;
   for (int64_t g = 0; g < n_groups; g++)
@@ -199,7 +201,7 @@ static AMX_FN int64_t amx_rows_x16(const bf_matmul_job *job, int64_t row_begin, 
   for (int64_t t0 = 0; t0 < n_tiles; t0 += rb_tiles) {
     const int64_t nt = t0 + rb_tiles <= n_tiles ? rb_tiles : n_tiles - t0;
     for (int64_t i = 0; i < nt; i++)
-      unpack_group(job->w + (size_t)(row_begin / 16 + t0 + i) * group_bytes, nb, q8, in_place, wp + i * wtile, dw + i * nb * 16);
+      unpack_group(job->w + (size_t)(row_begin / 16 + t0 + i) * group_bytes, nb, q8, in_place, seq, wp + i * wtile, dw + i * nb * 16);
     __asm__ volatile("" ::: "memory"); /* the tile loads read ap and wp as plain memory */
     /* the next row block is brought into L2 a slice per tile call, so its unpacking does not wait for RAM */
     const int64_t next_tiles = n_tiles - (t0 + nt) < rb_tiles ? n_tiles - (t0 + nt) : rb_tiles;

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GGMLType, rowBytes, typeName } from '../src/engine/gguf/types.js';
-import { isX16 } from '../src/engine/kernels/layout.js';
+import { isX16, x16ClassSlot } from '../src/engine/kernels/layout.js';
 import { createNativeKernels, loadNativeAddon, mapFileRange, nativeAddonLoadError } from '../src/engine/kernels/native.js';
 import { createTsKernels } from '../src/engine/kernels/ts.js';
 import { randomWeights } from '../src/engine/quant/random.js';
@@ -45,6 +45,16 @@ const ROWS = [16, 48, 1280];
 function tensor(name: string, rows: number, cols: number, data: Uint8Array, type: GGMLType = GGMLType.Q4_0): WeightTensor {
   return { name, type, rows, cols, data };
 }
+
+describe('x16ClassSlot (Q4_0 / Q8_0 groups store their blocks lane class by lane class)', () => {
+  it('is a permutation that orders blocks by (b % 8, b / 8)', () => {
+    for (let nb = 1; nb <= 70; nb++) {
+      const order = Array.from({ length: nb }, (_, b) => b).sort((a, b) => a % 8 - b % 8 || a - b);
+      expect(order.map((b) => x16ClassSlot(b, nb)), `nb ${nb}`).toEqual(order.map((_, i) => i));
+    }
+    expect([0, 8, 16, 1, 9, 17, 2].map((b) => x16ClassSlot(b, 24))).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  });
+});
 
 describe.skipIf(!addon)(title, () => {
   const ts = createTsKernels();

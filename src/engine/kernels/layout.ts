@@ -40,11 +40,12 @@ export function isReadOnly(data: Uint8Array): boolean {
 /**
  * native/x16.c's x16_format table: per block, [src, dst, words, wordBytes] — `words` words of `wordBytes` bytes from
  * byte src of a row's block go to byte dst of its group's block, word w of row r at dst + 16·wordBytes·w +
- * wordBytes·r. Q8_0's quants are stored + 128 (flip).
+ * wordBytes·r. Q8_0's quants are stored + 128 (flip). classOrder: the group's blocks are stored lane class by lane
+ * class (x16ClassSlot).
  */
-const X16_FORMATS: Partial<Record<GGMLType, { blockBytes: number; blockElems: number; flip: number; fields: number[][] }>> = {
-  [GGMLType.Q4_0]: { blockBytes: Q4_0_BLOCK_BYTES, blockElems: QK, flip: 0, fields: [[0, 0, 1, 2], [2, 32, 4, 4]] },
-  [GGMLType.Q8_0]: { blockBytes: Q8_0_BLOCK_BYTES, blockElems: QK, flip: 0x80, fields: [[0, 0, 1, 2], [2, 32, 8, 4]] },
+const X16_FORMATS: Partial<Record<GGMLType, { blockBytes: number; blockElems: number; flip: number; fields: number[][]; classOrder?: boolean }>> = {
+  [GGMLType.Q4_0]: { blockBytes: Q4_0_BLOCK_BYTES, blockElems: QK, flip: 0, fields: [[0, 0, 1, 2], [2, 32, 4, 4]], classOrder: true },
+  [GGMLType.Q8_0]: { blockBytes: Q8_0_BLOCK_BYTES, blockElems: QK, flip: 0x80, fields: [[0, 0, 1, 2], [2, 32, 8, 4]], classOrder: true },
   [GGMLType.Q4_K]: { blockBytes: Q4_K_BLOCK_BYTES, blockElems: QK_K, flip: 0, fields: [[0, 0, 1, 2], [2, 32, 1, 2], [4, 64, 3, 4], [16, 256, 32, 4]] },
   [GGMLType.Q5_K]: {
     blockBytes: Q5_K_BLOCK_BYTES, blockElems: QK_K, flip: 0,
@@ -52,6 +53,17 @@ const X16_FORMATS: Partial<Record<GGMLType, { blockBytes: number; blockElems: nu
   },
   [GGMLType.Q6_K]: { blockBytes: Q6_K_BLOCK_BYTES, blockElems: QK_K, flip: 0, fields: [[208, 0, 1, 2], [192, 32, 4, 4], [0, 288, 32, 4], [128, 2336, 16, 4]] },
 };
+
+/**
+ * native/x16.c's bf_x16_class_slot: where a row's block b (of nb) sits in a Q4_0 / Q8_0 group — blocks 0, 8, 16, …,
+ * then 1, 9, 17, …: the order the kernels accumulate them (the 8 lane classes of docs/kernels.md), so they read a
+ * group front to back.
+ */
+export function x16ClassSlot(b: number, nb: number): number {
+  let slot = Math.floor(b / 8);
+  for (let c = 0; c < b % 8; c++) slot += Math.floor((nb - c + 7) / 8);
+  return slot;
+}
 
 /** Row `row` of x16-layout weights w (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K), in its GGUF layout, into dst (rowBytes bytes). */
 export function x16Row(w: WeightTensor, row: number, dst: Uint8Array): void {
@@ -61,7 +73,7 @@ export function x16Row(w: WeightTensor, row: number, dst: Uint8Array): void {
   const group = Math.floor(row / 16) * 16 * nb * fm.blockBytes;
   const r = row % 16;
   for (let b = 0; b < nb; b++) {
-    const o = group + b * 16 * fm.blockBytes;
+    const o = group + (fm.classOrder ? x16ClassSlot(b, nb) : b) * 16 * fm.blockBytes;
     const blk = b * fm.blockBytes;
     fm.fields.forEach(([src, at, words, wordBytes], i) => {
       const flip = i === fm.fields.length - 1 ? fm.flip : 0;
