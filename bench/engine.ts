@@ -12,7 +12,7 @@ import { ensureSyntheticModel } from '../src/cli/synth.js';
 import type { SynthPreset, SynthTypeName } from '../src/engine/synth.js';
 import { BATCH_SIZES, DECODE_TOKENS, PLATEAU_BATCH, PREFILL_TOKENS, type RunResult } from './engine-common.js';
 
-const HELP = `Usage: node dist/bench/engine.js [--preset tiny|small|medium] [--types f32,q8_0,q4_0,q4_k] [--threads 1,2]
+const HELP = `Usage: node dist/bench/engine.js [--preset tiny|small|medium] [--types f32,q8_0,q4_0,q4_k] [--threads 1,2] [--repeat N]
 
 Runs Butterfly and llama.cpp (node-llama-cpp) on the same synthesized model, each in a fresh process, and prints:
   1. prefill (${PREFILL_TOKENS}-token prompt), single-stream decode (${DECODE_TOKENS} tokens), batched decode of
@@ -21,6 +21,8 @@ Runs Butterfly and llama.cpp (node-llama-cpp) on the same synthesized model, eac
      the compute bound), where the compute bound is the aggregate decode tok/s of ${PLATEAU_BATCH} sequences (past
      which more sequences add no throughput); prefill tok/s (every weight read serves ${PREFILL_TOKENS} tokens) is
      shown beside it.
+With --repeat N (default 1) each engine runs N times per row, alternating, and every figure is the median of its N
+runs (this 2-vCPU VM's speed drifts by ±10% with its neighbours' load).
 Models are cached in .cache/models/. Speed is never asserted; compare ratios within one run.`;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -36,11 +38,32 @@ function arg(name: string, fallback: string): string {
 const preset = arg('preset', 'medium') as SynthPreset;
 const types = arg('types', 'f32,q8_0,q4_0,q4_k').split(',') as SynthTypeName[];
 const threadCounts = arg('threads', '1,2').split(',').map(Number);
+const repeat = Math.max(1, Math.floor(Number(arg('repeat', '1'))) || 1);
 const runner = join(dirname(fileURLToPath(import.meta.url)), 'engine-run.js');
 
 function run(engine: string, model: string, threads: number): RunResult {
   const out = execFileSync(process.execPath, [runner, engine, model, String(threads)], { encoding: 'utf8', maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').pop()!) as RunResult;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** Every figure of several runs of one engine, each the median of its runs. */
+function medianRun(runs: RunResult[]): RunResult {
+  const m = (f: (r: RunResult) => number | undefined): number | undefined => {
+    const xs = runs.map(f).filter((x): x is number => x !== undefined);
+    return xs.length ? median(xs) : undefined;
+  };
+  const batched: Record<string, number> = {};
+  for (const B of Object.keys(runs[0]!.batched)) batched[B] = m((r) => r.batched[B])!;
+  return {
+    prefillTokPerS: m((r) => r.prefillTokPerS)!, decodeTokPerS: m((r) => r.decodeTokPerS)!, batched,
+    plateauTokPerS: m((r) => r.plateauTokPerS), baselineRssBytes: m((r) => r.baselineRssBytes)!,
+    decodeRssBytes: m((r) => r.decodeRssBytes)!, rssBytes: m((r) => r.rssBytes)!,
+  };
 }
 
 const f = (x: number): string => x.toFixed(1);
@@ -50,15 +73,19 @@ const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
 interface Row { type: SynthTypeName; threads: number; fileBytes: number; b: RunResult; l: RunResult }
 const rows: Row[] = [];
 
-console.log(`# Butterfly vs llama.cpp — ${preset} model, ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} vCPU, node ${process.version}`);
+console.log(`# Butterfly vs llama.cpp — ${preset} model, ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} vCPU, node ${process.version}${repeat > 1 ? `, medians of ${repeat} alternating runs` : ''}`);
 console.log(`| model | type | threads | prefill tok/s (ratio) | decode tok/s (ratio) | ${BATCH_SIZES.map((b) => `batched B=${b} tok/s (ratio)`).join(' | ')} | RSS MiB serving 1 stream: total, above runtime (file; llama.cpp total) |`);
 console.log(`|---|---|---|---|---|${BATCH_SIZES.map(() => '---').join('|')}|---|`);
 for (const type of types) {
   const model = ensureSyntheticModel(preset, type);
   const fileBytes = statSync(model).size;
   for (const threads of threadCounts) {
-    const b = run('butterfly', model, threads);
-    const l = run('llamacpp', model, threads);
+    const bs: RunResult[] = [], ls: RunResult[] = [];
+    for (let i = 0; i < repeat; i++) {
+      bs.push(run('butterfly', model, threads));
+      ls.push(run('llamacpp', model, threads));
+    }
+    const b = medianRun(bs), l = medianRun(ls);
     rows.push({ type, threads, fileBytes, b, l });
     const batched = BATCH_SIZES.map((B) => `${f(b.batched[B]!)} (${r(b.batched[B]!, l.batched[B]!)})`).join(' | ');
     const model_ = b.decodeRssBytes - b.baselineRssBytes;
