@@ -160,7 +160,7 @@ static void quantize_q8_k(const float *x, int64_t cols, int8_t *q, float *d, int
 #define quantize_q8_k quantize_q8_k_scalar
 #endif
 
-void bf_prepare_acts(int type, const float *x, int64_t cols, int64_t n_tok, void *scratch, bf_acts *out) {
+void bf_acts_layout(int type, const float *x, int64_t cols, int64_t n_tok, void *scratch, bf_acts *out) {
   const bf_act_layout l = bf_act_layout_for(type, cols);
   uint8_t *p = (uint8_t *)scratch;
   out->layout = l;
@@ -174,8 +174,12 @@ void bf_prepare_acts(int type, const float *x, int64_t cols, int64_t n_tok, void
   if (l.q) { out->q = (int8_t *)p; p += round64(l.q * n); }
   if (l.d) { out->d = (float *)p; p += round64(l.d * n * sizeof(float)); }
   if (l.sums) { out->sums = (int32_t *)p; }
+}
 
-  for (int64_t t = 0; t < n_tok; t++) {
+void bf_acts_fill(int type, const float *x, int64_t cols, int64_t t_begin, int64_t t_end, const bf_acts *out) {
+  const bf_act_layout l = out->layout;
+  if (type == BF_F32) return;
+  for (int64_t t = t_begin; t < t_end; t++) {
     const float *xt = x + t * cols;
     if (type == BF_F16) {
       float *dst = out->xf + t * (int64_t)l.xf;
@@ -189,4 +193,9 @@ void bf_prepare_acts(int type, const float *x, int64_t cols, int64_t n_tok, void
       quantize_q8_k(xt, cols, out->q + t * (int64_t)l.q, out->d + t * (int64_t)l.d, out->sums + t * (int64_t)l.sums);
     }
   }
+}
+
+void bf_prepare_acts(int type, const float *x, int64_t cols, int64_t n_tok, void *scratch, bf_acts *out) {
+  bf_acts_layout(type, x, cols, n_tok, scratch, out);
+  bf_acts_fill(type, x, cols, 0, n_tok, out);
 }
