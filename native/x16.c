@@ -64,14 +64,15 @@ static const x16_format *x16_format_of(int type) {
 
 int bf_x16_supported(int type) { return x16_format_of(type) != NULL; }
 
-int bf_x16_class_slot(int b, int nb) {
+/* Q4_0 / Q8_0: the slot in its group of a row's block b (of nb): lane class by lane class (b % 8, then b / 8) */
+static int x16_class_slot(int b, int nb) {
   int slot = b / 8;
   for (int c = 0; c < b % 8; c++) slot += (nb - c + 7) / 8; /* the blocks of lane class c: c, c + 8, … < nb */
   return slot;
 }
 
 /* Where block b of a row sits in its group */
-static int x16_slot(const x16_format *fm, int b, int nb) { return fm->class_order ? bf_x16_class_slot(b, nb) : b; }
+static int x16_slot(const x16_format *fm, int b, int nb) { return fm->class_order ? x16_class_slot(b, nb) : b; }
 
 /* Row r's block (blk) ↔ its lanes in the group's block (o); to_group picks the direction */
 static void x16_move_block(const x16_format *fm, uint8_t *o, uint8_t *blk, int r, int to_group) {

@@ -32,8 +32,6 @@ static inline __attribute__((always_inline)) void bf_x16_fold_store(const __m512
 
 /* 1 if the type has an x16 layout (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) */
 int bf_x16_supported(int type);
-/* Q4_0 / Q8_0: the slot in its group of a row's block b (of nb): lane class by lane class (b % 8, then b / 8) */
-int bf_x16_class_slot(int b, int nb);
 /* Rearranges rows × cols weights of `type` in place into the x16 layout; rows must be a multiple of 16. 0 on
  * success, −1 if the type or shape does not fit or a 16-row scratch copy could not be had (w is then unchanged). */
 int bf_x16_repack(int type, uint8_t *w, int64_t rows, int64_t cols);

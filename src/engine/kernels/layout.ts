@@ -55,7 +55,7 @@ const X16_FORMATS: Partial<Record<GGMLType, { blockBytes: number; blockElems: nu
 };
 
 /**
- * native/x16.c's bf_x16_class_slot: where a row's block b (of nb) sits in a Q4_0 / Q8_0 group — blocks 0, 8, 16, …,
+ * native/x16.c's x16_class_slot: where a row's block b (of nb) sits in a Q4_0 / Q8_0 group — blocks 0, 8, 16, …,
  * then 1, 9, 17, …: the order the kernels accumulate them (the 8 lane classes of docs/kernels.md), so they read a
  * group front to back.
  */
