@@ -29,15 +29,18 @@
 #define QK_MAX_BLOCKS 8
 #define QK_STEP (8 * QK_MAX_BLOCKS)
 
+/* Query tokens per block when tokens of a thread's range read the same cache (a prefill): see block_avx512 */
+#define QB 8
+
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 static size_t score_stride(int max_pos) { return ((size_t)max_pos + QK_STEP - 1) / QK_STEP * QK_STEP; }
 
 size_t bf_attention_scratch_bytes(int n_heads, int n_kv_heads, int head_dim, int max_pos) {
   const size_t group = (size_t)(n_heads / n_kv_heads), hd = (size_t)head_dim;
-  return round64(group * score_stride(max_pos) * sizeof(float)) /* scores, then weights, per head of the group */
+  return round64(QB * group * score_stride(max_pos) * sizeof(float)) /* scores, then weights, per token and head */
          + round64(QK_MAX_BLOCKS * 8 * hd * sizeof(float))       /* transposed keys (AVX-512) */
-         + round64(group * hd * sizeof(double))                  /* q of the group as doubles */
+         + round64(QB * group * hd * sizeof(double))             /* q of the block's tokens as doubles */
          + round64(hd * sizeof(double))                           /* Σ w·v accumulators (portable path) */
          + round64(group * sizeof(double));                       /* softmax sums */
 }
@@ -56,11 +59,11 @@ static scratch_t carve(const bf_attention_job *J, uint8_t *s) {
   scratch_t r;
   r.stride = score_stride(J->max_pos);
   r.scores = (float *)s;
-  s += round64(group * r.stride * sizeof(float));
+  s += round64(QB * group * r.stride * sizeof(float));
   r.kt = (float *)s;
   s += round64(QK_MAX_BLOCKS * 8 * hd * sizeof(float));
   r.qd = (double *)s;
-  s += round64(group * hd * sizeof(double));
+  s += round64(QB * group * hd * sizeof(double));
   r.acc = (double *)s;
   s += round64(hd * sizeof(double));
   r.sums = (double *)s;
@@ -243,7 +246,8 @@ AI void transpose8x8(const float *const rows[8], int d, float *dst) {
 
 /* Keys of positions p0 .. p0+7 (rows past np repeat row np−1; their lanes are never stored) into kt[d][lane]. */
 static void transpose_block(const float *k, int64_t kv_dim, int hd, int p0, int np, float *kt, pf_cursor *pf) {
-  for (int j = p0; j < p0 + 8 && j < np; j++) pf_row(pf);
+  if (pf) /* NULL: no cursor (block_avx512) */
+    for (int j = p0; j < p0 + 8 && j < np; j++) pf_row(pf);
   const float *rows[8];
   for (int j = 0; j < 8; j++) rows[j] = k + (int64_t)(p0 + j < np ? p0 + j : np - 1) * kv_dim;
   int d = 0;
@@ -394,6 +398,40 @@ static void weighted_sum_avx512(const float *const w[4], const float *v, int64_t
   }
 }
 
+/* Softmax of the group's score rows (sc, stride apart) in place: the weights of docs/kernels.md */
+static void softmax_group(float *sc, size_t stride, int np, int group, double *sums) {
+  for (int h = 0; h < group; h++) {
+    float *s = sc + (size_t)h * stride;
+    exp_shifted_avx512(s, np, max_avx512(s, np));
+  }
+  for (int h = 0; h < group; h += 4) {
+    const float *e = sc + (size_t)h * stride;
+    switch (imin(4, group - h)) {
+      case 1: exp_sums(e, stride, np, 1, sums + h); break;
+      case 2: exp_sums(e, stride, np, 2, sums + h); break;
+      case 3: exp_sums(e, stride, np, 3, sums + h); break;
+      default: exp_sums(e, stride, np, 4, sums + h); break;
+    }
+  }
+  for (int h = 0; h < group; h++) normalize_avx512(sc + (size_t)h * stride, np, 1.0 / sums[h]);
+}
+
+/* Σ w·v of the group's heads (weights sc, stride apart) into out (head h at out + h·head_dim), 4 heads per pass */
+static void wsum_group(const float *sc, size_t stride, const float *v, int64_t kv_dim, int hd, int np, int group,
+                       float *out0, pf_cursor *pf) {
+  for (int h = 0; h < group; h += 4) {
+    const int nh = group - h >= 4 ? 4 : group - h;
+    const float *w[4];
+    float *out[4];
+    for (int j = 0; j < 4; j++) {
+      const int hh = h + (j < nh ? j : 0);
+      w[j] = sc + (size_t)hh * stride;
+      out[j] = out0 + (size_t)hh * hd;
+    }
+    weighted_sum_avx512(w, v, kv_dim, hd, np, nh, out, h == 0 ? pf : NULL);
+  }
+}
+
 /* pf: the thread's prefetch cursor, PF_LEAD_ROWS rows ahead of this item's reads */
 static void item_avx512(const bf_attention_job *J, int64_t t, int g, const scratch_t *S, pf_cursor *pf) {
   const int group = J->n_heads / J->n_kv_heads, hd = J->head_dim, np = J->n_pos[t];
@@ -405,37 +443,95 @@ static void item_avx512(const bf_attention_job *J, int64_t t, int g, const scrat
   for (; i + 8 <= n; i += 8) _mm512_store_pd(S->qd + i, _mm512_cvtps_pd(_mm256_loadu_ps(q + i)));
   for (; i < n; i++) S->qd[i] = q[i];
   scores_avx512(J, k, kv_dim, np, group, S, pf);
-  for (int h = 0; h < group; h++) {
-    float *s = S->scores + (size_t)h * S->stride;
-    exp_shifted_avx512(s, np, max_avx512(s, np));
+  softmax_group(S->scores, S->stride, np, group, S->sums);
+  wsum_group(S->scores, S->stride, v, kv_dim, hd, np, group, J->out + t * q_dim + (int64_t)g * group * hd, pf);
+}
+
+/* Tokens toks[0..nq) read the same cache (one sequence being prefilled) at KV head g. Per step of 8-position blocks
+ * the keys are transposed once, and every token and head that attends them runs on that copy; softmax and Σ w·v per
+ * token as in item_avx512. Every score and output is the same sequence of operations as item_avx512's. (`medium` Q4_0
+ * prefill, 1 thread, attention per prefill: 128 tokens 12.0 → 9.5 ms, 512 tokens 169 → 137 ms.) */
+static void block_avx512(const bf_attention_job *J, const int64_t *toks, int nq, int g, const scratch_t *S) {
+  const int group = J->n_heads / J->n_kv_heads, hd = J->head_dim;
+  const int64_t kv_dim = (int64_t)J->n_kv_heads * hd, q_dim = (int64_t)J->n_heads * hd;
+  const float *k = J->keys[toks[0]] + (int64_t)g * hd, *v = J->values[toks[0]] + (int64_t)g * hd;
+  int maxp = 0;
+  for (int j = 0; j < nq; j++) {
+    if (J->n_pos[toks[j]] > maxp) maxp = J->n_pos[toks[j]];
+    const float *q = J->q + toks[j] * q_dim + (int64_t)g * group * hd;
+    double *qd = S->qd + (size_t)j * group * hd;
+    const int n = group * hd;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm512_storeu_pd(qd + i, _mm512_cvtps_pd(_mm256_loadu_ps(q + i)));
+    for (; i < n; i++) qd[i] = q[i];
   }
-  for (int h = 0; h < group; h += 4) {
-    const float *e = S->scores + (size_t)h * S->stride;
-    switch (imin(4, group - h)) {
-      case 1: exp_sums(e, S->stride, np, 1, S->sums + h); break;
-      case 2: exp_sums(e, S->stride, np, 2, S->sums + h); break;
-      case 3: exp_sums(e, S->stride, np, 3, S->sums + h); break;
-      default: exp_sums(e, S->stride, np, 4, S->sums + h); break;
+  const int blocks = group <= 2 ? QK_MAX_BLOCKS : QK_MAX_BLOCKS / 2;
+  for (int p0 = 0; p0 < maxp; p0 += 8 * blocks) {
+    const int nbmax = imin(blocks, (maxp - p0 + 7) / 8);
+    for (int b = 0; b < nbmax; b++) transpose_block(k, kv_dim, hd, p0 + 8 * b, maxp, S->kt + (size_t)b * hd * 8, NULL);
+    for (int j = 0; j < nq; j++) {
+      const int np = J->n_pos[toks[j]];
+      if (np <= p0) continue;
+      const int nb = imin(nbmax, (np - p0 + 7) / 8); /* lanes past np are never read */
+      for (int h = 0; h < group; h += 4) {
+        const int nh = imin(4, group - h);
+        const double *qd = S->qd + ((size_t)j * group + h) * hd;
+        float *s = S->scores + ((size_t)j * group + h) * S->stride + p0;
+        switch (nh * 16 + nb) {
+          QK_CASE(1, 1) QK_CASE(1, 2) QK_CASE(1, 3) QK_CASE(1, 4) QK_CASE(1, 5) QK_CASE(1, 6) QK_CASE(1, 7) QK_CASE(1, 8)
+          QK_CASE(2, 1) QK_CASE(2, 2) QK_CASE(2, 3) QK_CASE(2, 4) QK_CASE(2, 5) QK_CASE(2, 6) QK_CASE(2, 7) QK_CASE(2, 8)
+          QK_CASE(3, 1) QK_CASE(3, 2) QK_CASE(3, 3) QK_CASE(3, 4)
+          QK_CASE(4, 1) QK_CASE(4, 2) QK_CASE(4, 3)
+          default: qk_heads(qd, S->kt, hd, 4, 4, J->scale, s, S->stride); break;
+        }
+      }
     }
   }
-  for (int h = 0; h < group; h++) normalize_avx512(S->scores + (size_t)h * S->stride, np, 1.0 / S->sums[h]);
-  for (int h = 0; h < group; h += 4) {
-    const int nh = group - h >= 4 ? 4 : group - h;
-    const float *w[4];
-    float *out[4];
-    for (int j = 0; j < 4; j++) {
-      const int hh = h + (j < nh ? j : 0);
-      w[j] = S->scores + (size_t)hh * S->stride;
-      out[j] = J->out + t * q_dim + (int64_t)(g * group + hh) * hd;
-    }
-    weighted_sum_avx512(w, v, kv_dim, hd, np, nh, out, h == 0 ? pf : NULL);
+  for (int j = 0; j < nq; j++) {
+    const int64_t t = toks[j];
+    const int np = J->n_pos[t];
+    float *const sc = S->scores + (size_t)j * group * S->stride;
+    softmax_group(sc, S->stride, np, group, S->sums);
+    wsum_group(sc, S->stride, v, kv_dim, hd, np, group, J->out + t * q_dim + (int64_t)g * group * hd, NULL);
   }
+}
+
+/* The AVX-512 path over a thread's items when neighbouring tokens read the same cache: KV head by KV head, runs of up
+ * to QB tokens with the same cache go through block_avx512 together */
+static void blocked_items(const bf_attention_job *J, int64_t begin, int64_t end, const scratch_t *S) {
+  const int n_kv = J->n_kv_heads;
+  const int64_t t_first = begin / n_kv, t_last = (end - 1) / n_kv;
+  int64_t toks[QB];
+  for (int g = 0; g < n_kv; g++) {
+    int nq = 0;
+    for (int64_t t = t_first; t <= t_last; t++) {
+      const int64_t item = t * n_kv + g;
+      const int in = item >= begin && item < end;
+      if (nq && (!in || nq == QB || J->keys[t] != J->keys[toks[0]] || J->values[t] != J->values[toks[0]])) {
+        block_avx512(J, toks, nq, g, S);
+        nq = 0;
+      }
+      if (in) toks[nq++] = t;
+    }
+    if (nq) block_avx512(J, toks, nq, g, S);
+  }
+}
+
+/* 1 if two neighbouring tokens of the thread's items read the same cache */
+static int shares_caches(const bf_attention_job *J, int64_t begin, int64_t end) {
+  for (int64_t t = begin / J->n_kv_heads + 1; t <= (end - 1) / J->n_kv_heads; t++)
+    if (J->keys[t] == J->keys[t - 1]) return 1;
+  return 0;
 }
 #endif
 
 void bf_attention_items(const bf_attention_job *job, int64_t begin, int64_t end, uint8_t *scratch) {
   const scratch_t S = carve(job, scratch);
 #ifdef BF_ATTN_AVX512
+  if (!job->scalar && end > begin && shares_caches(job, begin, end)) {
+    blocked_items(job, begin, end, &S);
+    return;
+  }
   pf_cursor pf = pf_start(job, begin, end);
   if (!job->scalar)
     for (int i = 0; i < PF_LEAD_ROWS; i++) pf_row(&pf);
