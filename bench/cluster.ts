@@ -17,11 +17,7 @@ import { generate } from '../src/engine/generate.js';
 import type { SynthPreset, SynthTypeName } from '../src/engine/synth.js';
 import type { TaskInput } from '../src/cluster/scheduler.js';
 import type { CoordinatorNode } from '../src/cluster/coordinator/coordinator-node.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
+import { arg } from './cli.js';
 
 const preset = arg('preset', 'small') as SynthPreset;
 const type = arg('type', 'q8_0') as SynthTypeName;

@@ -13,6 +13,7 @@ import { createKernels } from '../src/engine/kernels/index.js';
 import { loadStage, openModel, wholeModel } from '../src/engine/model/load.js';
 import { LocalPipeline } from '../src/engine/model/pipeline.js';
 import type { SynthPreset, SynthTypeName } from '../src/engine/synth.js';
+import { arg, median } from './cli.js';
 
 /** Tokens decoded after the prompt; the median time per token is reported. */
 const DECODE_TOKENS = 48;
@@ -21,16 +22,6 @@ const HELP = `Usage: node dist/bench/context.js [--preset tiny|small|medium] [--
 
 Prefills a prompt of each length, then decodes ${DECODE_TOKENS} greedy tokens and prints the median decode tok/s of
 Butterfly and llama.cpp (node-llama-cpp, F32 KV cache) on the same synthesized model, each in a fresh process.`;
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 function promptOf(n: number, vocab: number): number[] {
   return Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7919) % (vocab - 3))));

@@ -9,15 +9,11 @@ import { LocalPipeline } from '../src/engine/model/pipeline.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 
 import { BATCH_SIZES, BATCH_STEPS, DECODE_TOKENS, PLATEAU_BATCH, PREFILL_RUNS, PREFILL_TOKENS, type RunResult } from './engine-common.js';
+import { median } from './cli.js';
 
 function promptIds(n: number, vocab: number, seed: number): number[] {
   const rng = new SplitMix32(seed);
   return [1, ...Array.from({ length: n - 1 }, () => 3 + (rng.nextU32() % (vocab - 3)))];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function argmaxLast(l: Float32Array, vocab: number, row = -1): number {

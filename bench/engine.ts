@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureSyntheticModel } from '../src/cli/synth.js';
 import type { SynthPreset, SynthTypeName } from '../src/engine/synth.js';
 import { BATCH_SIZES, DECODE_TOKENS, PLATEAU_BATCH, PREFILL_TOKENS, type RunResult } from './engine-common.js';
+import { arg, median } from './cli.js';
 
 const HELP = `Usage: node dist/bench/engine.js [--preset tiny|small|medium] [--types f32,q8_0,q4_0,q4_k] [--threads 1,2] [--repeat N]
 
@@ -30,11 +31,6 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   process.exit(0);
 }
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
 const preset = arg('preset', 'medium') as SynthPreset;
 const types = arg('types', 'f32,q8_0,q4_0,q4_k').split(',') as SynthTypeName[];
 const threadCounts = arg('threads', '1,2').split(',').map(Number);
@@ -44,11 +40,6 @@ const runner = join(dirname(fileURLToPath(import.meta.url)), 'engine-run.js');
 function run(engine: string, model: string, threads: number): RunResult {
   const out = execFileSync(process.execPath, [runner, engine, model, String(threads)], { encoding: 'utf8', maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').pop()!) as RunResult;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 /** Every figure of several runs of one engine, each the median of its runs. */

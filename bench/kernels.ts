@@ -17,6 +17,7 @@ import type { Kernels } from '../src/engine/kernels/types.js';
 import { writeF16 } from '../src/engine/quant/half.js';
 import { SplitMix32 } from '../src/engine/prng.js';
 import type { WeightTensor } from '../src/engine/tensor.js';
+import { arg } from './cli.js';
 
 const TYPES: Record<string, GGMLType> = {
   F32: GGMLType.F32, F16: GGMLType.F16, BF16: GGMLType.BF16, Q8_0: GGMLType.Q8_0, Q4_0: GGMLType.Q4_0,
@@ -27,11 +28,6 @@ const SCALES: Partial<Record<GGMLType, [number, number[]]>> = {
   [GGMLType.Q8_0]: [34, [0]], [GGMLType.Q4_0]: [18, [0]], [GGMLType.Q4_K]: [144, [0, 2]],
   [GGMLType.Q5_K]: [176, [0, 2]], [GGMLType.Q6_K]: [210, [208]],
 };
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
 
 /** Random weights that decode to ordinary finite numbers (no NaN, infinity or subnormals to slow anything). */
 function makeWeights(type: GGMLType, rows: number, cols: number, seed: number): WeightTensor {

@@ -5,11 +5,8 @@
  */
 import { DEFAULT_SAMPLER, Sampler, type SamplerParams } from '../src/engine/sampler.js';
 import { SplitMix32 } from '../src/engine/prng.js';
+import { arg } from './cli.js';
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-};
 if (process.argv.includes('--help')) {
   process.stdout.write('usage: node dist/bench/sampler.js [--vocab 32000,128256]\n');
   process.exit(0);

@@ -10,6 +10,7 @@ import type { Kernels } from '../src/engine/kernels/types.js';
 import { loadStage, openModel, wholeModel } from '../src/engine/model/load.js';
 import { LocalPipeline } from '../src/engine/model/pipeline.js';
 import type { SynthPreset, SynthTypeName } from '../src/engine/synth.js';
+import { arg } from './cli.js';
 
 const HELP = `Usage: node dist/bench/step.js [--preset tiny|small|medium] [--type q4_0] [--threads 1] [--batches 1,4,16] [--steps 24]
 
@@ -20,11 +21,6 @@ kernels: JavaScript, KV-cache writes, argument checks). Speed is never asserted.
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(HELP);
   process.exit(0);
-}
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
 const preset = arg('preset', 'medium') as SynthPreset;
