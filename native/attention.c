@@ -278,7 +278,24 @@ AI void qk_heads(const double *qd, const float *kt, int hd, int nh, int nb, floa
 }
 
 #define QK_CASE(NH, NB) \
-  case NH * 16 + NB: qk_heads(qd, S->kt, hd, NH, NB, J->scale, s, S->stride); break;
+  case NH * 16 + NB: qk_heads(qd, kt, hd, NH, NB, scale, s, stride); break;
+
+/* Scores of a group's heads (q as doubles at qd0, head_dim apart; scores at s0, stride apart) for the nb transposed
+ * key blocks in kt, 4 heads per pass */
+static void qk_group(const double *qd0, const float *kt, int hd, int group, int nb, float scale, float *s0, size_t stride) {
+  for (int h = 0; h < group; h += 4) {
+    const int nh = imin(4, group - h);
+    const double *qd = qd0 + (size_t)h * hd;
+    float *s = s0 + (size_t)h * stride;
+    switch (nh * 16 + nb) { /* constant counts keep the accumulators in registers */
+      QK_CASE(1, 1) QK_CASE(1, 2) QK_CASE(1, 3) QK_CASE(1, 4) QK_CASE(1, 5) QK_CASE(1, 6) QK_CASE(1, 7) QK_CASE(1, 8)
+      QK_CASE(2, 1) QK_CASE(2, 2) QK_CASE(2, 3) QK_CASE(2, 4) QK_CASE(2, 5) QK_CASE(2, 6) QK_CASE(2, 7) QK_CASE(2, 8)
+      QK_CASE(3, 1) QK_CASE(3, 2) QK_CASE(3, 3) QK_CASE(3, 4)
+      QK_CASE(4, 1) QK_CASE(4, 2) QK_CASE(4, 3)
+      default: qk_heads(qd, kt, hd, 4, 4, scale, s, stride); break;
+    }
+  }
+}
 
 /* Scores of the group's heads for positions [0, np): per step, the keys of up to `blocks` blocks of 8 positions
  * are transposed once and used by every head. */
@@ -290,18 +307,7 @@ static void scores_avx512(const bf_attention_job *J, const float *k, int64_t kv_
   for (int p0 = 0; p0 < np; p0 += step) {
     const int nb = imin(blocks, (np - p0 + 7) / 8);
     for (int b = 0; b < nb; b++) transpose_block(k, kv_dim, hd, p0 + 8 * b, np, S->kt + (size_t)b * hd * 8, pf);
-    for (int h = 0; h < group; h += 4) {
-      const int nh = imin(4, group - h);
-      const double *qd = S->qd + (size_t)h * hd;
-      float *s = S->scores + (size_t)h * S->stride + p0; /* the stride is a multiple of 8·QK_MAX_BLOCKS */
-      switch (nh * 16 + nb) { /* constant counts keep the accumulators in registers */
-        QK_CASE(1, 1) QK_CASE(1, 2) QK_CASE(1, 3) QK_CASE(1, 4) QK_CASE(1, 5) QK_CASE(1, 6) QK_CASE(1, 7) QK_CASE(1, 8)
-        QK_CASE(2, 1) QK_CASE(2, 2) QK_CASE(2, 3) QK_CASE(2, 4) QK_CASE(2, 5) QK_CASE(2, 6) QK_CASE(2, 7) QK_CASE(2, 8)
-        QK_CASE(3, 1) QK_CASE(3, 2) QK_CASE(3, 3) QK_CASE(3, 4)
-        QK_CASE(4, 1) QK_CASE(4, 2) QK_CASE(4, 3)
-        default: qk_heads(qd, S->kt, hd, 4, 4, J->scale, s, S->stride); break;
-      }
-    }
+    qk_group(S->qd, S->kt, hd, group, nb, J->scale, S->scores + p0, S->stride); /* stride: a multiple of QK_STEP */
   }
 }
 
@@ -473,18 +479,8 @@ static void block_avx512(const bf_attention_job *J, const int64_t *toks, int nq,
       const int np = J->n_pos[toks[j]];
       if (np <= p0) continue;
       const int nb = imin(nbmax, (np - p0 + 7) / 8); /* lanes past np are never read */
-      for (int h = 0; h < group; h += 4) {
-        const int nh = imin(4, group - h);
-        const double *qd = S->qd + ((size_t)j * group + h) * hd;
-        float *s = S->scores + ((size_t)j * group + h) * S->stride + p0;
-        switch (nh * 16 + nb) {
-          QK_CASE(1, 1) QK_CASE(1, 2) QK_CASE(1, 3) QK_CASE(1, 4) QK_CASE(1, 5) QK_CASE(1, 6) QK_CASE(1, 7) QK_CASE(1, 8)
-          QK_CASE(2, 1) QK_CASE(2, 2) QK_CASE(2, 3) QK_CASE(2, 4) QK_CASE(2, 5) QK_CASE(2, 6) QK_CASE(2, 7) QK_CASE(2, 8)
-          QK_CASE(3, 1) QK_CASE(3, 2) QK_CASE(3, 3) QK_CASE(3, 4)
-          QK_CASE(4, 1) QK_CASE(4, 2) QK_CASE(4, 3)
-          default: qk_heads(qd, S->kt, hd, 4, 4, J->scale, s, S->stride); break;
-        }
-      }
+      qk_group(S->qd + (size_t)j * group * hd, S->kt, hd, group, nb, J->scale,
+               S->scores + (size_t)j * group * S->stride + p0, S->stride);
     }
   }
   for (int j = 0; j < nq; j++) {
