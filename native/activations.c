@@ -194,8 +194,3 @@ void bf_acts_fill(int type, const float *x, int64_t cols, int64_t t_begin, int64
     }
   }
 }
-
-void bf_prepare_acts(int type, const float *x, int64_t cols, int64_t n_tok, void *scratch, bf_acts *out) {
-  bf_acts_layout(type, x, cols, n_tok, scratch, out);
-  bf_acts_fill(type, x, cols, 0, n_tok, out);
-}

@@ -97,10 +97,9 @@ typedef struct bf_acts {
   int32_t *sums;
 } bf_acts;
 
-/* Convert n_tok rows of x (n_tok × cols floats) into the type's activation format using `scratch`. */
-void bf_prepare_acts(int type, const float *x, int64_t cols, int64_t n_tok, void *scratch, bf_acts *out);
-/* bf_prepare_acts in two steps, so that threads can fill disjoint tokens: the layout (pointers into scratch; F32
- * points at x itself), then tokens [t_begin, t_end) converted or quantized into it. */
+/* n_tok rows of x (n_tok × cols floats) in the type's activation format, in two steps so that threads can fill
+ * disjoint tokens: the layout (pointers into `scratch`; F32 points at x itself), then tokens [t_begin, t_end)
+ * converted or quantized into it. */
 void bf_acts_layout(int type, const float *x, int64_t cols, int64_t n_tok, void *scratch, bf_acts *out);
 void bf_acts_fill(int type, const float *x, int64_t cols, int64_t t_begin, int64_t t_end, const bf_acts *out);
 static inline bf_act_row bf_act_row_at(const bf_acts *a, int64_t t) {
